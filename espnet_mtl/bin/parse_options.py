@@ -1,0 +1,8 @@
+"""`python -m espnet_mtl.bin.parse_options`: option parsing for the stage driver."""
+
+import sys
+
+from espnet_mtl.options import main
+
+if __name__ == "__main__":
+    sys.exit(main())

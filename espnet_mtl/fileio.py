@@ -1,0 +1,83 @@
+"""Small file helpers shared by every stage: atomic writes and Kaldi tables.
+
+Every stage output goes through `atomic_open` so that a stage killed midway
+never leaves a half-written file that a rerun would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+class TableError(ValueError):
+    """A malformed Kaldi-style table; the message names file and line."""
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary file next to `path`; rename it over `path` on success.
+
+    On an exception (or a kill) the temporary file is removed or left with a
+    `.tmp` suffix, and `path` keeps its old content (or stays absent).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if "b" in mode:
+        encoding = None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def iter_table(path: str | os.PathLike) -> Iterator[tuple[int, str, str]]:
+    """Yield (line_number, key, value) from a Kaldi table `<key> <value...>`.
+
+    The value is everything after the first run of whitespace (it may be empty,
+    e.g. an empty transcript). Blank lines are an error: Kaldi tools reject them.
+    """
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                raise TableError(f"{path}:{lineno}: empty line; remove it")
+            parts = line.split(maxsplit=1)
+            yield lineno, parts[0], (parts[1].strip() if len(parts) > 1 else "")
+
+
+def read_table(path: str | os.PathLike) -> dict[str, str]:
+    """Read a Kaldi table into an ordered dict; duplicate keys are an error."""
+    table: dict[str, str] = {}
+    first_seen: dict[str, int] = {}
+    for lineno, key, value in iter_table(path):
+        if key in table:
+            raise TableError(
+                f"{path}:{lineno}: duplicate key '{key}' (first on line {first_seen[key]})"
+            )
+        table[key] = value
+        first_seen[key] = lineno
+    return table
+
+
+def write_table(path: str | os.PathLike, items: Iterable[tuple[str, str]] | dict[str, str],
+                sort: bool = True) -> None:
+    """Write `<key> <value>` lines atomically, sorted by key in C-locale order."""
+    if isinstance(items, dict):
+        items = items.items()
+    items = list(items)
+    if sort:
+        # Python's str order on UTF-8 keys equals `LC_ALL=C sort` byte order.
+        items.sort(key=lambda kv: kv[0].encode("utf-8"))
+    with atomic_open(path) as f:
+        for key, value in items:
+            f.write(f"{key} {value}\n" if value != "" else f"{key}\n")

@@ -1,0 +1,123 @@
+"""Kaldi parse_options.sh semantics for the stage driver, in Python.
+
+The driver declares its options as shell variables with defaults, passes
+`name default` pairs and its command line here, and evals the assignments we
+print. Rules (as Kaldi's parse_options.sh):
+- `--name value` or `--name=value`; dashes in names map to underscores;
+- an option is valid only if the driver declared it; an unknown option is an
+  error listing the valid ones;
+- an option whose default is true/false only accepts true/false;
+- later occurrences override earlier ones (run.sh passes recipe defaults,
+  then the user's "$@");
+- `--config file` sources `name=value` lines from a file (shell syntax);
+- `--help` prints the usage and every option with its default.
+The remaining positional arguments are returned too.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+
+class OptionError(ValueError):
+    pass
+
+
+def _format_valid(defaults: dict[str, str]) -> str:
+    return "\n".join(f"  --{name} ({default!r})" for name, default in sorted(defaults.items()))
+
+
+def _read_config(path: str, defaults: dict[str, str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as e:
+        raise OptionError(f"--config {path}: cannot read: {e.strerror}") from e
+    for lineno, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("--"):
+            line = line[2:]
+        name, sep, value = line.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep:
+            raise OptionError(f"{path}:{lineno}: expected name=value, got {line!r}")
+        if name not in defaults:
+            raise OptionError(f"{path}:{lineno}: unknown option '{name}'; valid options:\n"
+                              + _format_valid(defaults))
+        parts = shlex.split(value)
+        values[name] = " ".join(parts) if parts else ""
+    return values
+
+
+def parse_options(defaults: dict[str, str], argv: list[str]) -> tuple[dict[str, str], list[str], bool]:
+    """Return (values, positional_args, help_requested)."""
+    values = dict(defaults)
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            positional.extend(argv[i + 1:])
+            break
+        if arg in ("--help", "-h"):
+            return values, positional, True
+        if not arg.startswith("--"):
+            positional.append(arg)
+            i += 1
+            continue
+        name, eq, value = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        if not eq:
+            if i + 1 >= len(argv):
+                raise OptionError(f"option --{name} needs a value")
+            value = argv[i + 1]
+            i += 1
+        i += 1
+        if name == "config":
+            values.update(_read_config(value, defaults))
+            continue
+        if name not in defaults:
+            raise OptionError(f"unknown option --{name}; valid options:\n" + _format_valid(defaults))
+        if defaults[name] in ("true", "false") and value not in ("true", "false"):
+            raise OptionError(f"option --{name} takes true or false, got {value!r}")
+        values[name] = value
+    return values, positional, False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: `parse_options NAME DEFAULT ... [--usage TEXT] -- ARGS...`.
+
+    Prints shell assignments for eval; on error prints the message on stderr
+    and exits 1; on --help prints the usage on stderr and `exit 0` for eval.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        print("parse_options: usage: NAME DEFAULT ... [--usage TEXT] -- ARGS...", file=sys.stderr)
+        return 2
+    split = argv.index("--")
+    spec, args = argv[:split], argv[split + 1:]
+    usage = ""
+    if len(spec) >= 2 and spec[-2] == "--usage":
+        usage, spec = spec[-1], spec[:-2]
+    if len(spec) % 2:
+        print("parse_options: NAME DEFAULT pairs expected", file=sys.stderr)
+        return 2
+    defaults = dict(zip(spec[0::2], spec[1::2]))
+    try:
+        values, positional, want_help = parse_options(defaults, args)
+    except OptionError as e:
+        print(f"{usage.splitlines()[0] if usage else ''}\nerror: {e}".lstrip(), file=sys.stderr)
+        return 1
+    if want_help:
+        print(usage, file=sys.stderr)
+        print("Options (default):\n" + _format_valid(defaults), file=sys.stderr)
+        print("exit 0")
+        return 0
+    for name, value in values.items():
+        if value != defaults[name]:
+            print(f"{name}={shlex.quote(value)}")
+    print("set -- " + " ".join(shlex.quote(p) for p in positional))
+    return 0
