@@ -1,0 +1,386 @@
+#!/usr/bin/env bash
+# The speech-translation stage driver of espnet_mtl (written from scratch;
+# stage numbers and option names follow ESPnet's egs2/TEMPLATE/st1/st.sh).
+#
+#  1 data preparation (local/data.sh)     8  (n-gram LM: skipped, use_ngram=false)
+#  2 speed perturbation                    9  (LM perplexity: skipped, use_lm=false)
+#  3 audio formatting / fbank dumping     10 ST collect stats
+#  4 filtering (duration, empty text)     11 ST training (resumes from its checkpoint)
+#  5 SentencePiece token lists            12 decoding (inference_nj parallel jobs)
+#  6 (LM collect stats: skipped)          13 scoring (sacreBLEU -> result.json, RESULTS.md)
+#  7 (LM training: skipped)
+#
+# Every stage runs Python CLIs from espnet_mtl/bin; this file only parses
+# options and sequences them. A stage marks its output directory complete
+# with a `.done` file written last; the next stage refuses an input without
+# it, and a rerun of a stage starts its output afresh.
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
+}
+min() { local a b; a=$1; for b in "$@"; do [ "$b" -lt "$a" ] && a=$b; done; echo "$a"; }
+SECONDS=0
+
+help_message="Usage: $0 --train_set <train_set_name> --valid_set <valid_set_name> --test_sets <test_set_names> --src_lang en --tgt_lang de [options]"
+
+# Variables declared before this line are not options.
+_non_options=" $(compgen -v | tr '\n' ' ') "
+
+# General configuration
+stage=1                # Processes starts from the specified stage.
+stop_stage=13          # Processes is stopped at the specified stage.
+skip_data_prep=false   # Skip data preparation stages (1-5).
+skip_train=false       # Skip training stages (6-11).
+skip_eval=false        # Skip decoding and evaluation stages (12-13).
+ngpu=1                 # The number of gpus ("0" uses cpu, otherwise use gpu).
+num_nodes=1            # The number of nodes.
+nj=32                  # The number of parallel jobs.
+inference_nj=32        # The number of parallel jobs in decoding.
+gpu_inference=false    # Whether to perform gpu decoding.
+dumpdir=dump           # Directory to dump features.
+expdir=exp             # Directory to save experiments.
+python=python3         # Specify python to execute espnet commands.
+
+# Data preparation related
+local_data_opts=       # The options given to local/data.sh.
+
+# Speed perturbation related
+speed_perturb_factors= # perturbation factors, e.g. "0.9 1.0 1.1" (separated by space).
+
+# Feature extraction related
+feats_type=raw         # raw (audio files, features in the model) or fbank (kaldiio ark/scp).
+audio_format=flac      # Audio format for feats_type=raw: flac or wav.
+fs=16k                 # Sampling rate.
+n_mels=80              # Filterbank dimension for feats_type=fbank.
+min_wav_duration=0.1   # Minimum duration in second.
+max_wav_duration=20    # Maximum duration in second.
+
+# Tokenization related
+token_joint=false      # One SentencePiece model and token list for source and target.
+src_token_type=bpe     # Tokenization type (bpe = SentencePiece).
+tgt_token_type=bpe     # Tokenization type (bpe = SentencePiece).
+src_nbpe=30            # The number of BPE vocabulary for source language.
+tgt_nbpe=30            # The number of BPE vocabulary for target language.
+src_bpemode=unigram    # Mode of BPE for source language (unigram or bpe).
+tgt_bpemode=unigram    # Mode of BPE for target language (unigram or bpe).
+src_bpe_input_sentence_size=100000000 # Size of input sentence for BPE for source language.
+tgt_bpe_input_sentence_size=100000000 # Size of input sentence for BPE for target language.
+src_bpe_nlsyms=        # Non-linguistic symbols list, separated by a comma, for source BPE.
+tgt_bpe_nlsyms=        # Non-linguistic symbols list, separated by a comma, for target BPE.
+src_bpe_char_cover=1.0 # Character coverage when modeling BPE for source language.
+tgt_bpe_char_cover=1.0 # Character coverage when modeling BPE for target language.
+
+# Language model related (stages 6-9; not available yet, see below)
+use_lm=false           # Use language model for ST decoding.
+use_ngram=false        # Use n-gram language model for ST decoding.
+
+# ST model related
+st_tag=                # Suffix to the result dir for st model training.
+st_exp=                # Specify the directory path for ST experiment.
+st_stats_dir=          # Specify the directory path for ST statistics.
+st_config=             # Config for st model training.
+st_args=               # Arguments for st model training, e.g., "--max_epoch 10".
+feats_normalize=global_mvn # Normalization layer type.
+st_model=espnet        # The --model choice of our task when st_config does not set one.
+
+# Decoding related
+inference_tag=         # Suffix to the result dir for decoding.
+inference_config=      # Config for decoding.
+inference_args=        # Arguments for decoding, e.g., "--lm_weight 0.1".
+inference_st_model=valid.acc.ave.pth # ST model path for decoding.
+remove_tags=false      # Remove (Applause)-style tags before scoring.
+
+# Language and corpus related
+src_lang=en            # source language abbrev. id (e.g., en)
+tgt_lang=de            # target language abbrev. id (e.g., de)
+src_case=lc.rm         # Source case: tc, lc or lc.rm.
+tgt_case=tc            # Target case: tc, lc or lc.rm.
+train_set=             # Name of training set.
+valid_set=             # Name of validation set used for monitoring/tuning network training.
+test_sets=             # Names of test sets. Multiple items (e.g., both dev and eval sets) can be specified.
+src_bpe_train_text=    # Text file path of bpe training set for source language.
+tgt_bpe_train_text=    # Text file path of bpe training set for target language.
+
+
+# Options: every variable declared since _non_options, parsed by Python with
+# Kaldi's parse_options semantics (unknown option -> error listing valid ones).
+_option_pairs=()
+for _name in $(compgen -v); do
+    case "${_non_options}_non_options _option_pairs " in *" ${_name} "*) continue ;; esac
+    _option_pairs+=("${_name}" "${!_name}")
+done
+
+log "$0 $*"
+[ -f ./path.sh ] && . ./path.sh
+[ -f ./cmd.sh ] && . ./cmd.sh
+_assign=$(${python} -m espnet_mtl.bin.parse_options "${_option_pairs[@]}" \
+    --usage "${help_message}" -- "$@") || exit 1
+eval "${_assign}"
+if [ $# -ne 0 ]; then
+    log "Error: unexpected positional arguments: $*"; log "${help_message}"; exit 2
+fi
+
+[ -z "${train_set}" ] && { log "Error: --train_set is required"; exit 2; }
+[ -z "${valid_set}" ] && { log "Error: --valid_set is required"; exit 2; }
+[ -z "${test_sets}" ] && { log "Error: --test_sets is required"; exit 2; }
+case "${feats_type}" in raw|fbank) ;; *) log "Error: --feats_type ${feats_type}: use raw or fbank"; exit 2 ;; esac
+
+# Derived names (ESPnet's conventions).
+fs_hz=$(${python} -c "import sys; s=sys.argv[1].lower(); print(int(float(s[:-1])*1000) if s.endswith('k') else int(s))" "${fs}")
+data_feats=${dumpdir}/${feats_type}
+src_text_name=text.${src_case}.${src_lang}
+tgt_text_name=text.${tgt_case}.${tgt_lang}
+if "${token_joint}"; then
+    tgt_nbpe=${src_nbpe}; tgt_bpemode=${src_bpemode}
+    token_listdir=data/${src_lang}_${tgt_lang}_token_list
+    src_bpedir=${token_listdir}/bpe_${src_bpemode}${src_nbpe}
+    tgt_bpedir=${src_bpedir}
+else
+    token_listdir=data/${src_lang}_${tgt_lang}_token_list
+    src_bpedir=${token_listdir}/src_bpe_${src_bpemode}${src_nbpe}
+    tgt_bpedir=${token_listdir}/tgt_bpe_${tgt_bpemode}${tgt_nbpe}
+fi
+src_token_list=${src_bpedir}/tokens.txt
+tgt_token_list=${tgt_bpedir}/tokens.txt
+if [ -z "${st_tag}" ]; then
+    if [ -n "${st_config}" ]; then st_tag="$(basename "${st_config}" .yaml)_${feats_type}"; else st_tag="train_${feats_type}"; fi
+    st_tag+="_${src_lang}_${tgt_lang}_${tgt_token_type}_${tgt_case}"
+    [ -n "${st_args}" ] && st_tag+="$(echo "${st_args}" | sed -e 's/--/_/g' -e 's/[ |=]//g')"
+fi
+[ -z "${st_exp}" ] && st_exp=${expdir}/st_${st_tag}
+[ -z "${st_stats_dir}" ] && st_stats_dir=${expdir}/st_stats_${feats_type}_${src_lang}_${tgt_lang}_${tgt_token_type}
+if [ -z "${inference_tag}" ]; then
+    if [ -n "${inference_config}" ]; then inference_tag="$(basename "${inference_config}" .yaml)"; else inference_tag=inference; fi
+    [ -n "${inference_args}" ] && inference_tag+="$(echo "${inference_args}" | sed -e 's/--/_/g' -e 's/[ |=]//g')"
+    inference_tag+="_st_model_$(echo "${inference_st_model}" | sed -e 's/\//_/g' -e 's/\.[^.]*$//g')"
+fi
+if [ -n "${speed_perturb_factors}" ]; then _train_set=${train_set}_sp; else _train_set=${train_set}; fi
+
+# Stage bookkeeping: a directory is trusted only once its .done exists.
+stage_begin() { rm -rf "$1"; mkdir -p "$1"; }
+stage_done() { date '+%Y-%m-%dT%H:%M:%S' > "$1/.done"; }
+require_done() {
+    [ -f "$1/.done" ] || { log "Error: $1 is missing or incomplete (no $1/.done): run the stage that makes it (see --stage)"; exit 1; }
+}
+data_dir() { ${python} -m espnet_mtl.bin.data_dir "$@"; }
+
+if "${skip_data_prep}"; then [ "${stage}" -lt 6 ] && stage=6; fi
+if "${skip_train}"; then [ "${stage}" -ge 6 ] && [ "${stage}" -le 11 ] && stage=12; fi
+if "${skip_eval}"; then [ "${stop_stage}" -ge 12 ] && stop_stage=11; fi
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+    log "Stage 1: Data preparation for data/${train_set}, data/${valid_set}, etc."
+    # local/data.sh writes data/<set>; each set it makes is validated here.
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+    for dset in "${train_set}" "${valid_set}" ${test_sets}; do
+        data_dir validate "data/${dset}"
+        stage_done "data/${dset}"
+    done
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+    if [ -n "${speed_perturb_factors}" ]; then
+        log "Stage 2: Speed perturbation: data/${train_set} -> data/${_train_set}"
+        require_done "data/${train_set}"
+        rm -rf "data/${_train_set}"
+        # shellcheck disable=SC2086
+        ${python} -m espnet_mtl.bin.speed_perturb --in_dir "data/${train_set}" \
+            --out_dir "data/${_train_set}" --factors ${speed_perturb_factors}
+        stage_done "data/${_train_set}"
+    else
+        log "Stage 2: Skip speed perturbation (--speed_perturb_factors is empty)"
+    fi
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+    log "Stage 3: Format audio (feats_type=${feats_type}): data/ -> ${data_feats}"
+    for dset in "${_train_set}" "${valid_set}" ${test_sets}; do
+        # Train and valid go to org/ for stage 4 filtering; test sets are final.
+        if [ "${dset}" = "${_train_set}" ] || [ "${dset}" = "${valid_set}" ]; then
+            out=${data_feats}/org/${dset}
+        else
+            out=${data_feats}/${dset}
+        fi
+        require_done "data/${dset}"
+        stage_begin "${out}"
+        # Split by recording: each job reads each of its long recordings once.
+        _nrec=$(wc -l < "data/${dset}/wav.scp")
+        _nj=$(min "${nj}" "${_nrec}")
+        data_dir split "data/${dset}" "${_nj}" --by recording > /dev/null
+        ${train_cmd} JOB=1:"${_nj}" "${out}/logs/format.JOB.log" \
+            ${python} -m espnet_mtl.bin.dump_audio --in_dir "data/${dset}/split${_nj}rec/JOB" \
+                --out_dir "${out}/format.JOB" --feats_type "${feats_type}" \
+                --audio_format "${audio_format}" --fs "${fs_hz}" --n_mels "${n_mels}"
+        _parts=()
+        for n in $(seq "${_nj}"); do _parts+=("${out}/format.${n}"); done
+        data_dir combine "${out}" "${_parts[@]}"
+        echo "${feats_type}" > "${out}/feats_type"
+        stage_done "${out}"
+    done
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    log "Stage 4: Remove utterances outside [${min_wav_duration}, ${max_wav_duration}] s or with empty text"
+    for dset in "${_train_set}" "${valid_set}"; do
+        require_done "${data_feats}/org/${dset}"
+        rm -rf "${data_feats}/${dset}"
+        data_dir filter "${data_feats}/org/${dset}" "${data_feats}/${dset}" \
+            --min_dur "${min_wav_duration}" --max_dur "${max_wav_duration}" --fs "${fs_hz}" \
+            --nonempty "${src_text_name}" "${tgt_text_name}"
+        stage_done "${data_feats}/${dset}"
+    done
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    require_done "${data_feats}/${_train_set}"
+    _src_text=${src_bpe_train_text:-${data_feats}/${_train_set}/${src_text_name}}
+    _tgt_text=${tgt_bpe_train_text:-${data_feats}/${_train_set}/${tgt_text_name}}
+    for t in src tgt; do
+        _type=${t}_token_type; [ "${!_type}" = bpe ] || { log "Error: --${t}_token_type ${!_type}: only bpe (SentencePiece) is supported"; exit 2; }
+    done
+    if "${token_joint}"; then
+        log "Stage 5: Joint SentencePiece model (${src_bpemode}, ${src_nbpe}) -> ${src_bpedir}"
+        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_src_text}" "${_tgt_text}" \
+            --out_dir "${src_bpedir}" --vocab_size "${src_nbpe}" --model_type "${src_bpemode}" \
+            --character_coverage "${src_bpe_char_cover}" \
+            --input_sentence_size "${src_bpe_input_sentence_size}" --user_defined_symbols "${src_bpe_nlsyms}"
+    else
+        log "Stage 5: SentencePiece models: source (${src_bpemode}, ${src_nbpe}) -> ${src_bpedir}, target (${tgt_bpemode}, ${tgt_nbpe}) -> ${tgt_bpedir}"
+        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_src_text}" --out_dir "${src_bpedir}" \
+            --vocab_size "${src_nbpe}" --model_type "${src_bpemode}" --character_coverage "${src_bpe_char_cover}" \
+            --input_sentence_size "${src_bpe_input_sentence_size}" --user_defined_symbols "${src_bpe_nlsyms}"
+        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_tgt_text}" --out_dir "${tgt_bpedir}" \
+            --vocab_size "${tgt_nbpe}" --model_type "${tgt_bpemode}" --character_coverage "${tgt_bpe_char_cover}" \
+            --input_sentence_size "${tgt_bpe_input_sentence_size}" --user_defined_symbols "${tgt_bpe_nlsyms}"
+    fi
+fi
+
+# Stages 6-9 keep ESPnet's numbers; LM fusion is not implemented yet, so
+# asking for it is an error rather than a silently ignored option.
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 6 ]; then
+    if "${use_lm}" || "${use_ngram}"; then
+        log "Error: --use_lm/--use_ngram true: LM and n-gram training (stages 6-9) are not available in espnet_mtl yet; run with --use_lm false --use_ngram false"
+        exit 2
+    fi
+    log "Stages 6-9: Skip LM collect stats, training, perplexity and n-gram (use_lm=false, use_ngram=false)"
+fi
+
+if [ "${feats_type}" = raw ]; then
+    _scp=wav.scp; _type=sound
+    _input_opts=(--frontend_conf "fs=${fs}")
+else
+    _scp=feats.scp; _type=kaldi_ark
+    _input_opts=(--input_size "${n_mels}")
+fi
+_data_opts() {  # data options for training / collect stats
+    local split=$1 dir=$2
+    echo "--${split}_data_path_and_name_and_type ${dir}/${_scp},speech,${_type}" \
+         "--${split}_data_path_and_name_and_type ${dir}/${tgt_text_name},text,text" \
+         "--${split}_data_path_and_name_and_type ${dir}/${src_text_name},src_text,text"
+}
+_token_opts=(--use_preprocessor true --token_type "${tgt_token_type}" --token_list "${tgt_token_list}"
+    --bpemodel "${tgt_bpedir}/bpe.model" --src_token_type "${src_token_type}"
+    --src_token_list "${src_token_list}" --src_bpemodel "${src_bpedir}/bpe.model"
+    --non_linguistic_symbols none --cleaner none --g2p none)
+_config_opts=()
+[ -n "${st_config}" ] && _config_opts=(--config "${st_config}")
+if ! grep -qs '^model:' "${st_config:-/dev/null}"; then _config_opts+=(--model "${st_model}"); fi
+
+if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
+    log "Stage 10: ST collect stats -> ${st_stats_dir}"
+    for d in "${data_feats}/${_train_set}" "${data_feats}/${valid_set}"; do require_done "${d}"; done
+    stage_begin "${st_stats_dir}"
+    _nj=$(min "${nj}" "$(wc -l < "${data_feats}/${_train_set}/${_scp}")" "$(wc -l < "${data_feats}/${valid_set}/${_scp}")")
+    data_dir split "${data_feats}/${_train_set}" "${_nj}" > /dev/null
+    data_dir split "${data_feats}/${valid_set}" "${_nj}" > /dev/null
+    # shellcheck disable=SC2046,SC2086
+    ${train_cmd} JOB=1:"${_nj}" "${st_stats_dir}/logs/stats.JOB.log" \
+        ${python} -m espnet_mtl.bin.st_train --collect_stats true --ngpu 0 --num_workers 0 \
+            "${_token_opts[@]}" "${_config_opts[@]}" "${_input_opts[@]}" \
+            $(_data_opts train "${data_feats}/${_train_set}") \
+            $(_data_opts valid "${data_feats}/${valid_set}") \
+            --train_shape_file "${data_feats}/${_train_set}/split${_nj}/JOB/${_scp}" \
+            --valid_shape_file "${data_feats}/${valid_set}/split${_nj}/JOB/${_scp}" \
+            --output_dir "${st_stats_dir}/stats.JOB" ${st_args}
+    _inputs=()
+    for n in $(seq "${_nj}"); do _inputs+=(--input_dir "${st_stats_dir}/stats.${n}"); done
+    ${python} -m espnet2.bin.aggregate_stats_dirs "${_inputs[@]}" --output_dir "${st_stats_dir}"
+    ${python} -m espnet_mtl.bin.add_vocab_dim "${st_stats_dir}" "${tgt_token_type}" "text_shape=${tgt_token_list}"
+    ${python} -m espnet_mtl.bin.add_vocab_dim "${st_stats_dir}" "${src_token_type}" "src_text_shape=${src_token_list}"
+    stage_done "${st_stats_dir}"
+fi
+
+if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
+    require_done "${st_stats_dir}"
+    log "Stage 11: ST training -> ${st_exp} (log: ${st_exp}/train.log; a rerun resumes from ${st_exp}/checkpoint.pth)"
+    mkdir -p "${st_exp}"
+    rm -f "${st_exp}/.done"
+    _norm_opts=()
+    if [ "${feats_normalize}" = global_mvn ]; then
+        # Only at training time: collect stats cannot read a stats file it is making.
+        _norm_opts=(--normalize global_mvn --normalize_conf "stats_file=${st_stats_dir}/train/feats_stats.npz")
+    elif [ -n "${feats_normalize}" ] && [ "${feats_normalize}" != none ]; then
+        _norm_opts=(--normalize "${feats_normalize}")
+    fi
+    _dist_opts=()
+    [ "${ngpu}" -gt 1 ] && _dist_opts=(--multiprocessing_distributed true)
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" "${st_exp}/train.log" \
+        ${python} -m espnet_mtl.bin.st_train --ngpu "${ngpu}" "${_dist_opts[@]}" \
+            "${_token_opts[@]}" "${_config_opts[@]}" "${_input_opts[@]}" "${_norm_opts[@]}" \
+            $(_data_opts train "${data_feats}/${_train_set}") \
+            $(_data_opts valid "${data_feats}/${valid_set}") \
+            --train_shape_file "${st_stats_dir}/train/speech_shape" \
+            --train_shape_file "${st_stats_dir}/train/text_shape.${tgt_token_type}" \
+            --train_shape_file "${st_stats_dir}/train/src_text_shape.${src_token_type}" \
+            --valid_shape_file "${st_stats_dir}/valid/speech_shape" \
+            --valid_shape_file "${st_stats_dir}/valid/text_shape.${tgt_token_type}" \
+            --valid_shape_file "${st_stats_dir}/valid/src_text_shape.${src_token_type}" \
+            --resume true --output_dir "${st_exp}" ${st_args}
+    [ -e "${st_exp}/${inference_st_model}" ] || { log "Error: training finished without ${st_exp}/${inference_st_model}"; exit 1; }
+    stage_done "${st_exp}"
+fi
+
+if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
+    require_done "${st_exp}"
+    log "Stage 12: Decoding -> ${st_exp}/${inference_tag}"
+    if "${gpu_inference}"; then _cmd=${cuda_cmd}; _ngpu=1; else _cmd=${decode_cmd}; _ngpu=0; fi
+    _inf_opts=()
+    [ -n "${inference_config}" ] && _inf_opts=(--config "${inference_config}")
+    for dset in ${test_sets}; do
+        _data=${data_feats}/${dset}
+        _dir=${st_exp}/${inference_tag}/${dset}
+        require_done "${_data}"
+        stage_begin "${_dir}"
+        _n=$(wc -l < "${_data}/${_scp}")
+        _nj=$(min "${inference_nj}" "${_n}")
+        data_dir split "${_data}" "${_nj}" > /dev/null
+        # shellcheck disable=SC2086
+        ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_dir}/logs/st_inference.JOB.log" \
+            ${python} -m espnet_mtl.bin.st_inference --batch_size 1 --ngpu "${_ngpu}" \
+                --data_path_and_name_and_type "${_data}/${_scp},speech,${_type}" \
+                --key_file "${_data}/split${_nj}/JOB/${_scp}" \
+                --st_train_config "${st_exp}/config.yaml" \
+                --st_model_file "${st_exp}/${inference_st_model}" \
+                --output_dir "${_dir}/output.JOB" "${_inf_opts[@]}" ${inference_args}
+        ${python} -m espnet_mtl.bin.merge_decode_outputs "${_dir}" "${_nj}"
+        stage_done "${_dir}"
+    done
+fi
+
+if [ ${stage} -le 13 ] && [ ${stop_stage} -ge 13 ]; then
+    log "Stage 13: Scoring (sacreBLEU) -> ${st_exp}/RESULTS.md"
+    for dset in ${test_sets}; do
+        _dir=${st_exp}/${inference_tag}/${dset}
+        require_done "${_dir}"
+        ${python} -m espnet_mtl.bin.score_st --hyp "${_dir}/text" \
+            --ref "${data_feats}/${dset}/${tgt_text_name}" --tgt_lang "${tgt_lang}" \
+            --remove_tags "${remove_tags}" --out_dir "${_dir}/score_bleu" --st_exp "${st_exp}"
+    done
+    cat "${st_exp}/RESULTS.md"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,176 @@
+"""Stage 3: cut utterances out of their recordings and dump them.
+
+`--feats_type raw` writes one audio file per utterance (flac or wav, PCM16)
+and an utterance-level `wav.scp` + `utt2num_samples`; `--feats_type fbank`
+writes Kaldi-compatible log-mel filterbanks to one ark per job with
+`feats.scp` + `utt2num_frames` (kaldiio). Each source recording is read once,
+whatever the number of segments it holds (a TED talk has ~100).
+
+Speed perturbation (stage 2) marks perturbed recordings in `reco2speed`; the
+factor is applied here, once per recording, by resampling (sox `speed`
+semantics: tempo and pitch change together).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from espnet_mtl.fileio import atomic_open, read_table, write_table
+
+log = logging.getLogger(__name__)
+
+PER_UTT_FILES_KEPT = ("utt2spk", "utt2lang")
+
+
+class AudioError(RuntimeError):
+    """Unreadable, empty or too-short audio; names the recording and utterances."""
+
+
+def _resample(samples: np.ndarray, orig_fs: int, new_fs: int) -> np.ndarray:
+    import torch
+    import torchaudio.functional as AF
+
+    g = math.gcd(int(orig_fs), int(new_fs))
+    out = AF.resample(torch.from_numpy(samples.astype(np.float32)), orig_fs // g, new_fs // g)
+    return out.numpy()
+
+
+def load_recording(path: str, fs: int, speed: float = 1.0, rec_id: str = "") -> np.ndarray:
+    """Read a whole recording as float32 mono at `fs`, with speed applied."""
+    try:
+        samples, file_fs = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises several types for bad files
+        raise AudioError(f"recording {rec_id} ({path}): cannot read audio: {e}") from e
+    if samples.shape[0] == 0:
+        raise AudioError(f"recording {rec_id} ({path}): the audio file is empty")
+    samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if file_fs != fs:
+        samples = _resample(samples, file_fs, fs)
+    if speed != 1.0:
+        # Play `speed` times faster: pretend the samples were taken at fs*speed.
+        samples = _resample(samples, round(fs * speed), fs)
+    return samples
+
+
+def _segments_by_recording(data_dir: Path, wav_scp: dict[str, str]):
+    """Yield (rec_id, [(utt, start_s, end_s or None)]) in wav.scp order."""
+    seg_file = data_dir / "segments"
+    if not seg_file.exists():
+        for rec in wav_scp:
+            yield rec, [(rec, 0.0, None)]
+        return
+    by_rec: dict[str, list] = {}
+    for utt, value in read_table(seg_file).items():
+        fields = value.split()
+        if len(fields) != 3:
+            raise AudioError(f"{seg_file}: utterance {utt}: expected '<utt> <rec> <start> <end>'")
+        rec, start, end = fields[0], float(fields[1]), float(fields[2])
+        if rec not in wav_scp:
+            raise AudioError(f"{seg_file}: utterance {utt}: recording {rec} is not in wav.scp")
+        by_rec.setdefault(rec, []).append((utt, start, end))
+    for rec in wav_scp:
+        if rec in by_rec:
+            yield rec, by_rec[rec]
+
+
+def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+               feats_type: str = "raw", audio_format: str = "flac", fs: int = 16000,
+               n_mels: int = 80, min_samples: int = 400) -> dict:
+    """Dump every utterance of `data_dir` into `out_dir`; returns timing stats.
+
+    Utterances shorter than `min_samples` after cutting are an error naming
+    the utterance (stage 4 removes short ones by duration before training,
+    but a segment that ends up empty means wrong metadata).
+    """
+    import time
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if feats_type not in ("raw", "fbank"):
+        raise ValueError(f"feats_type must be raw or fbank, got {feats_type!r}")
+    if audio_format not in ("flac", "wav"):
+        raise ValueError(f"audio_format must be flac or wav, got {audio_format!r}")
+    wav_scp = read_table(data_dir / "wav.scp")
+    for rec, value in wav_scp.items():
+        if value.endswith("|"):
+            raise AudioError(f"{data_dir}/wav.scp: recording {rec}: piped commands are not "
+                             "supported; point wav.scp at audio files")
+    speeds = {k: float(v) for k, v in read_table(data_dir / "reco2speed").items()} \
+        if (data_dir / "reco2speed").exists() else {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    audio_dir = (out_dir / "data").resolve()
+    audio_dir.mkdir(exist_ok=True)
+
+    lengths: dict[str, int] = {}
+    paths: dict[str, str] = {}
+    t0, audio_seconds = time.perf_counter(), 0.0
+    writer = None
+    if feats_type == "fbank":
+        import kaldiio
+        import torch
+        import torchaudio.compliance.kaldi as kaldi
+
+        ark = audio_dir / "feats.ark"
+        writer = kaldiio.WriteHelper(f"ark,scp:{ark},{out_dir / 'feats.scp.tmp'}")
+    try:
+        for rec, segs in _segments_by_recording(data_dir, wav_scp):
+            samples = load_recording(wav_scp[rec], fs, speeds.get(rec, 1.0), rec)
+            for utt, start, end in segs:
+                begin = int(round(start * fs))
+                stop = len(samples) if end is None else min(int(round(end * fs)), len(samples))
+                piece = samples[begin:stop]
+                if len(piece) < min_samples:
+                    raise AudioError(
+                        f"utterance {utt}: only {len(piece)} samples after cutting "
+                        f"[{start}, {end}] s from recording {rec} ({wav_scp[rec]}, "
+                        f"{len(samples) / fs:.2f} s): fix its segment or remove it")
+                audio_seconds += len(piece) / fs
+                if writer is None:
+                    path = audio_dir / f"{utt}.{audio_format}"
+                    sf.write(path, piece, fs, subtype="PCM_16", format=audio_format.upper())
+                    paths[utt], lengths[utt] = str(path), len(piece)
+                else:
+                    feats = kaldi.fbank(torch.from_numpy(piece).unsqueeze(0) * 32768,
+                                        num_mel_bins=n_mels, sample_frequency=fs, dither=0.0)
+                    writer(utt, feats.numpy())
+                    lengths[utt] = feats.shape[0]
+    finally:
+        if writer is not None:
+            writer.close()
+
+    if feats_type == "raw":
+        write_table(out_dir / "wav.scp", paths)
+        write_table(out_dir / "utt2num_samples", {u: str(n) for u, n in lengths.items()})
+    else:
+        scp = read_table(out_dir / "feats.scp.tmp")
+        write_table(out_dir / "feats.scp", scp)
+        (out_dir / "feats.scp.tmp").unlink()
+        write_table(out_dir / "utt2num_frames", {u: str(n) for u, n in lengths.items()})
+    # Durations in seconds for both feature types: stage 4 filters on them.
+    durations = {u: n / fs for u, n in lengths.items()} if feats_type == "raw" \
+        else {u: n * 0.01 for u, n in lengths.items()}  # 10 ms frame shift
+    write_table(out_dir / "utt2dur", {u: f"{d:.3f}" for u, d in durations.items()})
+    _copy_per_utterance_files(data_dir, out_dir, set(lengths))
+    with atomic_open(out_dir / "feats_type") as f:
+        f.write(feats_type + "\n")
+    elapsed = time.perf_counter() - t0
+    return {"utterances": len(lengths), "audio_seconds": audio_seconds, "seconds": elapsed,
+            "real_time_factor": audio_seconds / elapsed if elapsed else float("inf")}
+
+
+def _copy_per_utterance_files(src: Path, dst: Path, utts: set[str]) -> None:
+    names = [p.name for p in src.iterdir() if p.is_file() and
+             (p.name.startswith("text") or p.name in PER_UTT_FILES_KEPT)]
+    for name in names:
+        table = read_table(src / name)
+        write_table(dst / name, {k: v for k, v in table.items() if k in utts})
+    if (dst / "utt2spk").exists():
+        spk2utt: dict[str, list[str]] = {}
+        for utt, spk in read_table(dst / "utt2spk").items():
+            spk2utt.setdefault(spk, []).append(utt)
+        write_table(dst / "spk2utt", {s: " ".join(u) for s, u in spk2utt.items()})

@@ -1,0 +1,36 @@
+"""`python -m espnet_mtl.bin.score_st`: stage 13 scoring of one test set, then RESULTS.md."""
+
+import argparse
+import sys
+
+from espnet_mtl.fileio import TableError
+from espnet_mtl.scoring import ScoringError, score_st, write_result, write_results_md
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--hyp", required=True, help="Kaldi text: <utt> <detokenized hypothesis>")
+    p.add_argument("--ref", required=True, help="Kaldi text: <utt> <reference>")
+    p.add_argument("--tgt_lang", required=True)
+    p.add_argument("--out_dir", required=True, help="writes result.json and result.txt here")
+    p.add_argument("--remove_tags", default="false", choices=["true", "false"])
+    p.add_argument("--moses_detok", default="false", choices=["true", "false"])
+    p.add_argument("--st_exp", help="also rewrite <st_exp>/RESULTS.md")
+    args = p.parse_args(argv)
+    try:
+        result = score_st(args.hyp, args.ref, args.tgt_lang,
+                          remove_tags=args.remove_tags == "true",
+                          moses_detok=args.moses_detok == "true")
+    except (ScoringError, TableError, OSError) as e:
+        print(f"score_st: error: {e}", file=sys.stderr)
+        return 1
+    out = write_result(result, args.out_dir)
+    print(f"{out}: BLEU {result['bleu']} chrF {result['chrf']} TER {result['ter']} "
+          f"BLEU(lc.rm) {result['bleu_lc_rm']} [{result['bleu_signature']}]")
+    if args.st_exp:
+        print(f"wrote {write_results_md(args.st_exp)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

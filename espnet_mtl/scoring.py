@@ -1,0 +1,121 @@
+"""Stage 13: sacreBLEU scoring of detokenized hypotheses, and RESULTS.md.
+
+Scores follow the ST convention (corpora.md): case-sensitive BLEU (13a, or
+the language's own tokenizer for zh / ja), chrF and TER on detokenized text,
+each with its sacreBLEU signature, plus ESPnet's case-insensitive,
+punctuation-free BLEU. Removing `(Applause)`-style tags is a flag, off by
+default, recorded in the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from espnet_mtl.fileio import atomic_open, read_table
+
+# sacreBLEU tokenizer per target language; 13a otherwise.
+BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
+
+
+class ScoringError(ValueError):
+    pass
+
+
+def detokenize(text: str, lang: str, moses: bool = False) -> str:
+    """Hypotheses arrive SentencePiece-decoded from ESPnet; undo Moses
+    tokenization too when the references were Moses-tokenized."""
+    if not moses:
+        return text.strip()
+    from sacremoses import MosesDetokenizer
+
+    return MosesDetokenizer(lang=lang).detokenize(text.split())
+
+
+def _aligned(hyp_file: str, ref_file: str) -> tuple[list[str], list[str], list[str]]:
+    hyps, refs = read_table(hyp_file), read_table(ref_file)
+    missing = [k for k in refs if k not in hyps]
+    if missing:
+        raise ScoringError(
+            f"{hyp_file}: no hypothesis for {len(missing)} of {len(refs)} reference utterances "
+            f"(first: {missing[0]}); decoding is incomplete, rerun stage 12")
+    extra = [k for k in hyps if k not in refs]
+    if extra:
+        raise ScoringError(f"{hyp_file}: hypothesis for {extra[0]} has no reference in {ref_file}")
+    keys = list(refs)
+    return keys, [hyps[k] for k in keys], [refs[k] for k in keys]
+
+
+def score_st(hyp_file: str | os.PathLike, ref_file: str | os.PathLike, tgt_lang: str, *,
+             remove_tags: bool = False, moses_detok: bool = False) -> dict:
+    """Score one test set; returns the result dict written to result.json."""
+    from sacrebleu.metrics import BLEU, CHRF, TER
+
+    from espnet_mtl import text_norm
+
+    keys, hyps, refs = _aligned(str(hyp_file), str(ref_file))
+    hyps = [detokenize(h, tgt_lang, moses_detok) for h in hyps]
+    if remove_tags:
+        hyps = [text_norm.remove_tags(h) for h in hyps]
+        refs = [text_norm.remove_tags(r) for r in refs]
+    tokenize = BLEU_TOKENIZERS.get(tgt_lang.split("-")[0], "13a")
+    bleu = BLEU(tokenize=tokenize)
+    chrf, ter = CHRF(), TER()
+    bleu_score = bleu.corpus_score(hyps, [refs])
+    # ESPnet's second number: lowercase, punctuation removed on both sides.
+    lc_rm = BLEU(tokenize=tokenize, lowercase=True)
+    hyps_rm = [text_norm.normalize(h, tgt_lang)["lc.rm"] for h in hyps]
+    refs_rm = [text_norm.normalize(r, tgt_lang)["lc.rm"] for r in refs]
+    lc_rm_score = lc_rm.corpus_score(hyps_rm, [refs_rm])
+    return {
+        "bleu": round(bleu_score.score, 2),
+        "bleu_signature": str(bleu.get_signature()),
+        "bleu_detail": str(bleu_score),
+        "chrf": round(chrf.corpus_score(hyps, [refs]).score, 2),
+        "chrf_signature": str(chrf.get_signature()),
+        "ter": round(ter.corpus_score(hyps, [refs]).score, 2),
+        "ter_signature": str(ter.get_signature()),
+        "bleu_lc_rm": round(lc_rm_score.score, 2),
+        "bleu_lc_rm_signature": str(lc_rm.get_signature()) + "|punct:removed",
+        "num_sentences": len(keys),
+        "remove_tags": remove_tags,
+        "hyp_file": str(hyp_file),
+        "ref_file": str(ref_file),
+    }
+
+
+def write_result(result: dict, out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir) / "result.json"
+    with atomic_open(out) as f:
+        json.dump(result, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    with atomic_open(Path(out_dir) / "result.txt") as f:
+        f.write(f"BLEU {result['bleu']}  ({result['bleu_signature']})\n"
+                f"{result['bleu_detail']}\n"
+                f"chrF {result['chrf']}  ({result['chrf_signature']})\n"
+                f"TER {result['ter']}  ({result['ter_signature']})\n"
+                f"BLEU lc.rm {result['bleu_lc_rm']}  ({result['bleu_lc_rm_signature']})\n")
+    return out
+
+
+def write_results_md(st_exp: str | os.PathLike) -> Path:
+    """Collect every <st_exp>/<inference_tag>/<test_set>/score_bleu/result.json."""
+    st_exp = Path(st_exp)
+    rows, signatures = [], set()
+    for path in sorted(st_exp.glob("*/*/score_bleu/result.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        tag, test_set = path.parts[-4], path.parts[-3]
+        rows.append(f"| {tag} | {test_set} | {r['bleu']} | {r['chrf']} | {r['ter']} | "
+                    f"{r['bleu_lc_rm']} | {r['num_sentences']} | {r['remove_tags']} |")
+        signatures.update((r["bleu_signature"], r["chrf_signature"], r["ter_signature"]))
+    lines = [f"# RESULTS: {st_exp.name}", "",
+             "Detokenized, case-sensitive sacreBLEU; `BLEU lc.rm` is lowercased and "
+             "punctuation-free (ESPnet's second number).", "",
+             "| inference | test set | BLEU | chrF | TER | BLEU lc.rm | sentences | tags removed |",
+             "|---|---|---|---|---|---|---|---|", *rows, "", "Signatures:", "",
+             *[f"- `{s}`" for s in sorted(signatures)], ""]
+    out = st_exp / "RESULTS.md"
+    with atomic_open(out) as f:
+        f.write("\n".join(lines))
+    return out

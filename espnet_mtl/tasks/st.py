@@ -1,0 +1,60 @@
+"""Our ESPnet task: ESPnet's STTask plus a `--model` choice.
+
+ESPnet's STTask hard-codes ESPnetSTModel in build_model. We extend it (as
+ESPnet's own S2STTask does) with a `model` ClassChoices slot whose first
+choice is ESPnet's own model (`espnet`, the baseline). Other choices are our
+model classes; each builds itself from the parsed arguments through a
+`build_from_task_args(args, task)` classmethod, so new models need no change
+here beyond one registration line.
+
+Importing this module registers every class we add to ESPnet's choices
+(`espnet_mtl.registry`), so any process that builds a model through this task
+(collect stats, training, DDP workers, decoding, packing) sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from espnet2.st.espnet_model import ESPnetSTModel
+from espnet2.tasks.st import STTask
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet2.train.class_choices import ClassChoices
+
+from espnet_mtl import registry
+
+model_choices = ClassChoices(
+    "model",
+    classes=dict(espnet=ESPnetSTModel),
+    type_check=AbsESPnetModel,
+    default="espnet",
+)
+
+
+class MTLSTTask(STTask):
+    """STTask with a model choice; everything else is inherited from ESPnet."""
+
+    class_choices_list = STTask.class_choices_list + [model_choices]
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        # STTask defines --model_conf itself (for ESPnetSTModel) and then adds
+        # every ClassChoices; our `model` choice adds --model_conf again. Let
+        # the later definition win, so its defaults follow the chosen model.
+        saved = parser.conflict_handler
+        parser.conflict_handler = "resolve"
+        try:
+            super().add_task_arguments(parser)
+        finally:
+            parser.conflict_handler = saved
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
+        name = getattr(args, "model", None) or "espnet"
+        if name == "espnet":
+            return super().build_model(args)
+        model_class = model_choices.get_class(name)
+        return model_class.build_from_task_args(args, cls)
+
+
+registry.register_all(model_choices)

@@ -1,0 +1,72 @@
+"""Stage 13 scoring: our numbers are sacreBLEU's own."""
+
+import json
+
+import pytest
+import sacrebleu
+
+from espnet_mtl.scoring import ScoringError, score_st, write_result, write_results_md
+
+REFS = ["Der Hund sieht die Katze.", "Zwei alte Männer essen Brot.", "Ich mag das (Applaus) Haus!"]
+HYPS = ["Der Hund sieht eine Katze.", "zwei alte Männer essen Brot", "Ich mag das Haus!"]
+
+
+def _tables(tmp_path, hyps=HYPS, refs=REFS):
+    hyp, ref = tmp_path / "hyp", tmp_path / "ref"
+    # Written in a different key order than sorted, and hyp in reverse order.
+    ref.write_text("".join(f"utt{i} {r}\n" for i, r in enumerate(refs)), encoding="utf-8")
+    hyp.write_text("".join(f"utt{i} {h}\n" for i, h in reversed(list(enumerate(hyps)))),
+                   encoding="utf-8")
+    return hyp, ref
+
+
+def test_scores_equal_sacrebleu_on_the_same_pairs(tmp_path):
+    hyp, ref = _tables(tmp_path)
+    r = score_st(hyp, ref, "de")
+    assert r["bleu"] == round(sacrebleu.corpus_bleu(HYPS, [REFS]).score, 2)
+    assert r["chrf"] == round(sacrebleu.corpus_chrf(HYPS, [REFS]).score, 2)
+    assert r["ter"] == round(sacrebleu.corpus_ter(HYPS, [REFS]).score, 2)
+    assert r["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert r["num_sentences"] == 3 and r["remove_tags"] is False
+    # lc.rm: lowercase + no punctuation on both sides, so only 'eine'/'die' and the tag differ.
+    assert r["bleu_lc_rm"] > r["bleu"]
+
+
+def test_perfect_hypotheses_score_100(tmp_path):
+    hyp, ref = _tables(tmp_path, hyps=REFS)
+    r = score_st(hyp, ref, "de")
+    assert r["bleu"] == 100.0 and r["ter"] == 0.0 and r["bleu_lc_rm"] == 100.0
+
+
+def test_remove_tags_flag(tmp_path):
+    hyp, ref = _tables(tmp_path)
+    with_tags = score_st(hyp, ref, "de")
+    without = score_st(hyp, ref, "de", remove_tags=True)
+    assert without["remove_tags"] is True and without["bleu"] > with_tags["bleu"]
+
+
+def test_zh_uses_its_tokenizer(tmp_path):
+    hyp, ref = _tables(tmp_path, hyps=["我喜欢猫。"], refs=["我喜欢狗。"])
+    r = score_st(hyp, ref, "zh")
+    assert "tok:zh" in r["bleu_signature"]
+    assert r["bleu"] == round(sacrebleu.corpus_bleu(["我喜欢猫。"], [["我喜欢狗。"]],
+                                                    tokenize="zh").score, 2)
+
+
+def test_missing_hypothesis_is_an_error_naming_the_utterance(tmp_path):
+    hyp, ref = _tables(tmp_path)
+    hyp.write_text("utt0 Der Hund.\n", encoding="utf-8")
+    with pytest.raises(ScoringError, match="no hypothesis for 2 of 3.*utt1"):
+        score_st(hyp, ref, "de")
+
+
+def test_result_json_and_results_md(tmp_path):
+    hyp, ref = _tables(tmp_path)
+    exp = tmp_path / "exp" / "st_demo"
+    out = exp / "decode_st_model_valid" / "tst-COMMON.en-de" / "score_bleu"
+    write_result(score_st(hyp, ref, "de"), out)
+    data = json.loads((out / "result.json").read_text())
+    assert set(data) >= {"bleu", "chrf", "ter", "bleu_signature", "bleu_lc_rm"}
+    md = write_results_md(exp).read_text()
+    assert f"| decode_st_model_valid | tst-COMMON.en-de | {data['bleu']} |" in md
+    assert data["bleu_signature"] in md
