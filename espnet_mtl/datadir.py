@@ -68,9 +68,8 @@ def _read(path: Path) -> dict[str, str]:
 
 def _format(table: dict[str, str]) -> bytes:
     # Python's str order equals the UTF-8 byte order of `LC_ALL=C sort`.
-    return "".join(
-        f"{k} {table[k]}\n" if table[k] else f"{k}\n" for k in sorted(table)
-    ).encode("utf-8")
+    return "".join([f"{k} {v}\n" if v else f"{k}\n" for k, v in sorted(table.items())]
+                   ).encode("utf-8")
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:

@@ -6,7 +6,7 @@ task first keeps our model choices registered in this process too.
 
 import espnet2.bin.pack as espnet_pack
 
-import espnet_mtl.tasks.st  # noqa: F401  (registers our classes)
+import espnet_mtl.tasks.st  # noqa: F401,E402  (registers our classes)
 
 
 def main(cmd=None):

@@ -46,10 +46,10 @@ def run(args: argparse.Namespace) -> None:
         if not utts:
             raise MustCError(f"split {split}: no utterance left ({stats.summary()})")
         loaded.append((split, utts, stats))
-    for split, utts, stats in loaded:
+    # The reader has logged each split's counts (kept, dropped per reason).
+    for split, utts, _ in loaded:
         out_dir = Path(args.out) / f"{split}.{args.src_lang}-{args.tgt_lang}"
         write_st_data_dir(out_dir, utts, args.src_lang, args.tgt_lang, workers=args.nj)
-        logging.info("%s: %s", out_dir, stats.summary())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,7 +61,7 @@ def _normalize_both(src_texts: list[str], src_lang: str, tgt_texts: list[str], t
     jobs = [(src_texts[i:i + _CHUNK], src_lang) for i in range(0, len(src_texts), _CHUNK)]
     n_src_jobs = len(jobs)
     jobs += [(tgt_texts[i:i + _CHUNK], tgt_lang) for i in range(0, len(tgt_texts), _CHUNK)]
-    with multiprocessing.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
+    with multiprocessing.Pool(workers) as pool:
         results = pool.starmap(normalize_lines, jobs)  # starmap returns results in job order
     src = [row for chunk in results[:n_src_jobs] for row in chunk]
     tgt = [row for chunk in results[n_src_jobs:] for row in chunk]

@@ -4,18 +4,27 @@ A thin ctypes wrapper: the library is initialised once per process in
 synchronous mode (no audio device, no background thread), each call selects a
 voice, sets rate and pitch, and collects the int16 samples that espeak-ng
 hands to our synth callback. The result is resampled from espeak's native
-rate (22050 Hz) to 16 kHz with a fixed windowed-sinc filter in numpy, so
-synthesis does not need torch and the same (text, voice, rate, pitch) always
-gives the same samples.
+rate (22050 Hz) to 16 kHz with a fixed windowed-sinc filter in numpy (no torch
+needed in the worker processes).
+
+Determinism: espeak-ng keeps synthesis state in C statics that no API call
+resets (pitch-flutter phase, harmonic double buffer, AGC, echo buffer...), so
+a second call in the same process can give slightly different samples. We
+therefore never synthesise in the caller's process: every batch of texts runs
+in a fresh worker process, started by a fork server, that initialises
+espeak-ng, speaks the batch in order and exits. The samples then depend only
+on the batch (texts, voice, rate, pitch).
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import multiprocessing
 import os
-import threading
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -31,6 +40,9 @@ _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
 _PARAM_RANGE = 4
 
+# Common names that are not espeak-ng voice file names.
+_VOICE_ALIASES = {"en-gb": "en", "en-uk": "en"}
+
 # int callback(short *wav, int numsamples, espeak_EVENT *events)
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
                                    ctypes.c_int, ctypes.c_void_p)
@@ -40,8 +52,17 @@ class EspeakError(RuntimeError):
     """espeak-ng could not be loaded, initialised or asked to speak."""
 
 
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker: an espeak-ng voice (optionally `+variant`), rate, pitch."""
+
+    name: str = "en-us"
+    rate: int = 175   # words per minute (80-450)
+    pitch: int = 50   # 0-100
+
+
 class _Engine:
-    """The process-wide espeak-ng instance (the library keeps global state)."""
+    """espeak-ng in this process (the library has global state: one per process)."""
 
     def __init__(self):
         try:
@@ -84,56 +105,40 @@ class _Engine:
         # Keep a reference: ctypes would free the trampoline while C still uses it.
         self._callback = _SYNTH_CALLBACK(self._on_audio)
         lib.espeak_SetSynthCallback(self._callback)
-        self._lock = threading.Lock()
 
     def _on_audio(self, wav, numsamples, events):
         if numsamples > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
         return 0  # 0 = continue synthesis
 
-    def synth(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-        lib = self.lib
-        with self._lock:
-            if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-                raise EspeakError(f"espeak-ng has no voice {voice!r} (try en-us, en-gb, en-gb-scotland, "
-                                  "en-gb-x-rp, en-029, optionally with a variant such as +m3 or +f2)")
-            # Set every parameter on every call: nothing carries over from the last call.
-            for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch),
-                                 (_PARAM_VOLUME, 100), (_PARAM_RANGE, 50)):
-                if lib.espeak_SetParameter(param, int(value), 0) != _EE_OK:
-                    raise EspeakError(f"espeak_SetParameter({param}, {value}) failed")
-            data = text.encode("utf-8") + b"\0"
-            buf = ctypes.create_string_buffer(data, len(data))
-            self._chunks = []
-            # The voicing noise comes from espeak's own random generator:
-            # reseed it so the output does not depend on earlier calls.
-            lib.espeak_ng_SetRandSeed(1)
-            err = lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            if err != _EE_OK:
-                raise EspeakError(f"espeak_Synth failed with error {err} for text {text!r}")
-            lib.espeak_Synchronize()
-            chunks, self._chunks = self._chunks, []
+    def set_voice(self, voice: Voice) -> None:
+        base, plus, variant = voice.name.partition("+")
+        name = _VOICE_ALIASES.get(base.lower(), base) + plus + variant
+        if self.lib.espeak_SetVoiceByName(name.encode()) != _EE_OK:
+            raise EspeakError(f"espeak-ng has no voice {voice.name!r} (try en-us, en-gb, en-gb-scotland, "
+                              "en-gb-x-rp, en-029, optionally with a variant such as +m3 or +f2)")
+        for param, value in ((_PARAM_RATE, voice.rate), (_PARAM_PITCH, voice.pitch),
+                             (_PARAM_VOLUME, 100), (_PARAM_RANGE, 50)):
+            if self.lib.espeak_SetParameter(param, int(value), 0) != _EE_OK:
+                raise EspeakError(f"espeak_SetParameter({param}, {value}) failed for voice {voice}")
+
+    def speak(self, text: str) -> np.ndarray:
+        """int16 samples at the native rate for `text` in the current voice."""
+        data = text.encode("utf-8") + b"\0"
+        buf = ctypes.create_string_buffer(data, len(data))
+        self._chunks = []
+        self.lib.espeak_ng_SetRandSeed(1)  # voicing noise: same seed for every text
+        err = self.lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        if err != _EE_OK:
+            raise EspeakError(f"espeak_Synth failed with error {err} for text {text!r}")
+        self.lib.espeak_Synchronize()
+        chunks, self._chunks = self._chunks, []
         return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
-
-
-_engine: _Engine | None = None
-
-
-def _get_engine() -> _Engine:
-    global _engine
-    if _engine is None:
-        _engine = _Engine()
-    return _engine
-
-
-def native_sample_rate() -> int:
-    """espeak-ng's own output rate (22050 Hz for the bundled voices)."""
-    return _get_engine().native_rate
 
 
 @lru_cache(maxsize=None)
 def _resample_filter(orig: int, new: int, zero_crossings: int = 8, rolloff: float = 0.95):
-    """Polyphase windowed-sinc filter: (taps offsets, weights), one row per output phase."""
+    """Polyphase windowed-sinc filter: reduced rates, half-width, tap offsets, weights."""
     g = math.gcd(orig, new)
     orig, new = orig // g, new // g
     cutoff = rolloff * min(1.0, new / orig)  # low-pass cutoff relative to the input Nyquist
@@ -148,36 +153,65 @@ def _resample_filter(orig: int, new: int, zero_crossings: int = 8, rolloff: floa
 
 
 def resample(x: np.ndarray, orig: int, new: int) -> np.ndarray:
-    """Band-limited resampling of a 1-D float signal from `orig` to `new` Hz.
+    """Band-limited resampling of a 1-D signal from `orig` to `new` Hz (float64 out).
 
     Only elementwise numpy operations in a fixed order, so the result is
     bit-identical from run to run.
     """
+    x = np.asarray(x, np.float64)
     if orig == new:
-        return x.astype(np.float64)
+        return x.copy()
     orig_r, new_r, half, offsets, weights = _resample_filter(orig, new)
     n_out = math.ceil(len(x) * new_r / orig_r)
     n_blocks = math.ceil(n_out / new_r)
     # Pad so that every tap of every block indexes inside the array.
-    left = half
-    need = n_blocks * orig_r + int(offsets.max()) + left + 1
-    padded = np.zeros(max(need, len(x) + left), np.float64)
-    padded[left:left + len(x)] = x
-    starts = np.arange(n_blocks)[:, None] * orig_r + left  # (blocks, 1)
+    padded = np.zeros(n_blocks * orig_r + int(offsets.max()) + 2 * half + len(x), np.float64)
+    padded[half:half + len(x)] = x
+    starts = np.arange(n_blocks)[:, None] * orig_r + half  # (blocks, 1)
     out = np.zeros((n_blocks, new_r), np.float64)
     for k in range(offsets.shape[1]):  # accumulate tap by tap
         out += padded[starts + offsets[None, :, k]] * weights[None, :, k]
     return out.reshape(-1)[:n_out]
 
 
-def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50,
-               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Speak `text`; return int16 samples at `sample_rate` Hz (mono).
-
-    `voice` is an espeak-ng voice name, optionally with a variant (`en-gb+f2`);
-    `rate` is in words per minute (80-450), `pitch` in 0-100.
-    """
-    engine = _get_engine()
-    raw = engine.synth(text, voice, rate, pitch)
-    y = resample(raw.astype(np.float64), engine.native_rate, sample_rate)
+def _to_int16(y: np.ndarray) -> np.ndarray:
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+
+
+def _speak_batch(job: tuple[Voice, tuple[str, ...], int]) -> list[np.ndarray]:
+    """Worker-process body: speak the texts in order with one voice."""
+    voice, texts, sample_rate = job
+    engine = _Engine()
+    engine.set_voice(voice)
+    return [_to_int16(resample(engine.speak(t), engine.native_rate, sample_rate)) for t in texts]
+
+
+def synthesize_batches(jobs: Iterable[tuple[Voice, Sequence[str]]], workers: int = 2,
+                       sample_rate: int = SAMPLE_RATE) -> Iterator[list[np.ndarray]]:
+    """Speak each (voice, texts) job; yield one list of int16 arrays per job, in order.
+
+    Every job runs in its own fresh process (see the module docstring), at
+    most `workers` at a time, so the output depends only on the job.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    # Children are forked from a server that has already imported numpy and this module.
+    ctx.set_forkserver_preload([__name__])
+    payload = ((voice, tuple(texts), sample_rate) for voice, texts in jobs)
+    with ctx.Pool(max(1, workers), maxtasksperchild=1) as pool:
+        yield from pool.imap(_speak_batch, payload)
+
+
+def synthesize(text: str, voice: str | Voice = "en-us", rate: int | None = None,
+               pitch: int | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Speak one text; return mono int16 samples at `sample_rate` Hz.
+
+    `voice` is an espeak-ng voice name, optionally with a variant (`en-gb+f2`),
+    or a `Voice`; `rate` (words per minute) and `pitch` (0-100) override it.
+    Runs in a fresh process, so the same arguments give the same samples.
+    """
+    if not isinstance(voice, Voice):
+        voice = Voice(voice)
+    voice = Voice(voice.name, voice.rate if rate is None else rate,
+                  voice.pitch if pitch is None else pitch)
+    [[samples]] = synthesize_batches([(voice, [text])], workers=1, sample_rate=sample_rate)
+    return samples

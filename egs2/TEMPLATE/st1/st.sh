@@ -229,7 +229,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
         rm -rf "${data_feats}/${dset}"
         data_dir filter "${data_feats}/org/${dset}" "${data_feats}/${dset}" \
             --min_dur "${min_wav_duration}" --max_dur "${max_wav_duration}" --fs "${fs_hz}" \
-            --nonempty "${src_text_name}" "${tgt_text_name}"
+            --nonempty_text "${src_text_name}" "${tgt_text_name}"
         stage_done "${data_feats}/${dset}"
     done
 fi
@@ -327,8 +327,11 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     fi
     _dist_opts=()
     [ "${ngpu}" -gt 1 ] && _dist_opts=(--multiprocessing_distributed true)
+    # On CPU, training gets every core of the machine it runs on.
+    _threads=1
+    [ "${ngpu}" -eq 0 ] && _threads=$(nproc)
     # shellcheck disable=SC2046,SC2086
-    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" "${st_exp}/train.log" \
+    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" --num_threads "${_threads}" "${st_exp}/train.log" \
         ${python} -m espnet_mtl.bin.st_train --ngpu "${ngpu}" "${_dist_opts[@]}" \
             "${_token_opts[@]}" "${_config_opts[@]}" "${_input_opts[@]}" "${_norm_opts[@]}" \
             $(_data_opts train "${data_feats}/${_train_set}") \
