@@ -13,6 +13,15 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 class TableError(ValueError):
     """A malformed Kaldi-style table; the message names file and line."""
 
@@ -29,6 +38,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     if "b" in mode:
         encoding = None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp creates 0600 files; give the result the usual umask permissions
+    # (experiment dirs are shared between users on clusters).
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f

@@ -1,0 +1,111 @@
+"""The demo recipe end to end through the real driver, ESPnet and sacreBLEU.
+
+One small run (a 160-utterance corpus, 2 epochs) in a private copy of
+egs2/mini_st/st1, shared by the tests of this module:
+- stage 3 killed midway, then rerun: the same files as an uninterrupted run,
+  and stage 4 refuses the incomplete output in between;
+- stage 11 killed after its first epoch, then rerun: training resumes;
+- stages 4-13: every expected file, and result.json parses.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from espnet_mtl.recipes import copy_recipe
+
+SMALL = ["--local_data_opts", "--tgt_lang de --n_train 160 --n_dev 16 --n_test 16",
+         "--src_nbpe", "80", "--tgt_nbpe", "80", "--st_tag", "small",
+         "--st_args", "--max_epoch 2 --keep_nbest_models 2"]
+DUMP = Path("dump/raw")
+
+
+def run(recipe, *args, check=True):
+    r = subprocess.run(["./run.sh", *SMALL, *args], cwd=recipe, capture_output=True, text=True)
+    if check:
+        assert r.returncode == 0, f"run.sh {args} failed:\n{r.stderr[-4000:]}"
+    return r
+
+
+def start(recipe, *args):
+    return subprocess.Popen(["./run.sh", *SMALL, *args], cwd=recipe, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def kill_when(proc, condition, timeout=300):
+    """SIGKILL the whole stage (driver and jobs) as soon as `condition()` holds."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, "the stage finished before it could be killed"
+        assert time.time() < deadline, "timed out waiting for the stage to get going"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Content hash of every file except logs (they hold timestamps)."""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "logs" not in p.parts
+            and p.name != ".done"}
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    recipe = copy_recipe("mini_st", tmp_path_factory.mktemp("mini_st"))
+    run(recipe, "--stage", "1", "--stop_stage", "3")
+    return recipe
+
+
+def test_stage3_killed_midway_then_rerun_gives_the_same_result(recipe):
+    before = snapshot(recipe / DUMP)
+    assert any(k.endswith(".flac") for k in before)
+    proc = start(recipe, "--stage", "3", "--stop_stage", "3")
+    train_dump = recipe / DUMP / "org" / "train.en-de"
+    kill_when(proc, lambda: any(train_dump.glob("format.*/data/*.flac")))
+    assert not (train_dump / ".done").exists()
+
+    r = run(recipe, "--stage", "4", "--stop_stage", "4", check=False)
+    assert r.returncode != 0
+    assert "incomplete (no " in r.stderr and "train.en-de/.done" in r.stderr
+
+    run(recipe, "--stage", "3", "--stop_stage", "3")
+    assert snapshot(recipe / DUMP) == before
+
+
+def test_stages_4_to_13_with_a_killed_and_resumed_training(recipe):
+    run(recipe, "--stage", "4", "--stop_stage", "10")
+    exp = recipe / "exp" / "st_small"
+    proc = start(recipe, "--stage", "11", "--stop_stage", "11")
+    kill_when(proc, lambda: (exp / "1epoch.pth").exists())
+    assert not (exp / ".done").exists()
+    run(recipe, "--stage", "11", "--stop_stage", "13")
+    assert "resumed" in (exp / "train.log").read_text()
+
+    # Every stage's outputs.
+    for d in ("train.en-de", "dev.en-de", "tst-COMMON.en-de"):
+        assert (recipe / "data" / d / ".done").exists()
+        assert (recipe / DUMP / d / ".done").exists()
+    tokens = recipe / "data" / "en_de_token_list"
+    for side in ("src", "tgt"):
+        assert (tokens / f"{side}_bpe_unigram80" / "bpe.model").exists()
+        assert (tokens / f"{side}_bpe_unigram80" / "tokens.txt").exists()
+    stats = recipe / "exp" / "st_stats_raw_en_de_bpe"
+    assert (stats / "train" / "feats_stats.npz").exists()
+    assert (stats / "train" / "text_shape.bpe").read_text().split("\n")[0].count(",") == 1
+    for name in ("config.yaml", "valid.acc.ave.pth", "2epoch.pth", "train.log"):
+        assert (exp / name).exists(), name
+    decode_dirs = list(exp.glob("decode_st_st_model_valid.acc.ave/tst-COMMON.en-de"))
+    assert decode_dirs, sorted(p.name for p in exp.iterdir())
+    hyps = (decode_dirs[0] / "text").read_text().splitlines()
+    assert len(hyps) == 16
+    result = json.loads((decode_dirs[0] / "score_bleu" / "result.json").read_text())
+    assert 0 <= result["bleu"] <= 100 and result["num_sentences"] == 16
+    assert result["bleu_signature"].startswith("nrefs:1|case:mixed")
+    assert "tst-COMMON.en-de" in (exp / "RESULTS.md").read_text()
