@@ -86,7 +86,8 @@ def log_header(task: Task, resources: Resources, note: str = "") -> str:
 
 
 def log_footer(code: int, seconds: float, threads: int) -> str:
-    return f"# Accounting: time={round(seconds)} threads={threads}\n# Ended (code {code}) at {_now()}\n"
+    return (f"# Accounting: time={round(seconds)} threads={threads}\n"
+            f"# Ended (code {code}) at {_now()}\n")
 
 
 class Backend(abc.ABC):

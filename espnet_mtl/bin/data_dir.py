@@ -1,8 +1,9 @@
-"""Data directory utilities (replaces Kaldi's utils/{validate,fix,copy,subset,split,combine}_data*).
+"""Data directory utilities (replace Kaldi's utils/*_data_dir.sh).
 
     python -m espnet_mtl.bin.data_dir validate data/train
     python -m espnet_mtl.bin.data_dir fix data/train
-    python -m espnet_mtl.bin.data_dir copy data/train data/sp0.9 --utt-prefix sp0.9- --spk-prefix sp0.9-
+    python -m espnet_mtl.bin.data_dir copy data/train data/sp0.9 \\
+        --utt-prefix sp0.9- --spk-prefix sp0.9-
     python -m espnet_mtl.bin.data_dir subset data/train data/train_1k --first 1000
     python -m espnet_mtl.bin.data_dir split data/train 8 --by recording
     python -m espnet_mtl.bin.data_dir combine data/all data/a data/b

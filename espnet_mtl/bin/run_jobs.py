@@ -24,6 +24,7 @@ JOB_SPEC = re.compile(r"^([A-Z][A-Z0-9_]*)=(\d+)(?::(\d+))?$")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_jobs", description=__doc__, allow_abbrev=False,
+                                usage="%(prog)s [options] [JOB=1:N] <log> <command...>",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
 
     def opt(name: str, **kw) -> None:  # --foo_bar and Kaldi's --foo-bar
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except JobsFailed as e:
         print(f"run_jobs: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # bad arguments, unwritable log dir
         print(f"run_jobs: error: {e}", file=sys.stderr)
         return 1
     except JobsInterrupted:
