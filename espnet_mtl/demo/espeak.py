@@ -11,8 +11,8 @@ Determinism: espeak-ng keeps synthesis state in C statics that no API call
 resets (pitch-flutter phase, harmonic double buffer, AGC, echo buffer...), so
 a second call in the same process can give slightly different samples. We
 therefore never synthesise in the caller's process: every batch of texts runs
-in a fresh worker process, started by a fork server, that initialises
-espeak-ng, speaks the batch in order and exits. The samples then depend only
+in a fresh forked worker process that initialises espeak-ng, speaks the batch
+in order and exits. The samples then depend only
 on the batch (texts, voice, rate, pitch).
 """
 
@@ -193,9 +193,9 @@ def synthesize_batches(jobs: Iterable[tuple[Voice, Sequence[str]]], workers: int
     Every job runs in its own fresh process (see the module docstring), at
     most `workers` at a time, so the output depends only on the job.
     """
-    ctx = multiprocessing.get_context("forkserver")
-    # Children are forked from a server that has already imported numpy and this module.
-    ctx.set_forkserver_preload([__name__])
+    # fork: cheap, and it never re-imports the caller's __main__. The caller
+    # never loads espeak-ng itself, so every child starts from a clean library.
+    ctx = multiprocessing.get_context("fork")
     payload = ((voice, tuple(texts), sample_rate) for voice, texts in jobs)
     with ctx.Pool(max(1, workers), maxtasksperchild=1) as pool:
         yield from pool.imap(_speak_batch, payload)

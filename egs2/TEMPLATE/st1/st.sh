@@ -83,6 +83,8 @@ st_stats_dir=          # Specify the directory path for ST statistics.
 st_config=             # Config for st model training.
 st_args=               # Arguments for st model training, e.g., "--max_epoch 10".
 feats_normalize=global_mvn # Normalization layer type.
+st_speech_fold_length=800 # fold_length for speech data during ST training (x100 for raw audio).
+st_text_fold_length=150   # fold_length for text data during ST training.
 st_model=espnet        # The --model choice of our task when st_config does not set one.
 
 # Decoding related
@@ -270,9 +272,11 @@ fi
 
 if [ "${feats_type}" = raw ]; then
     _scp=wav.scp; _type=sound
+    _fold_length=$((st_speech_fold_length * 100))  # samples, not frames
     _input_opts=(--frontend_conf "fs=${fs}")
 else
     _scp=feats.scp; _type=kaldi_ark
+    _fold_length=${st_speech_fold_length}
     _input_opts=(--input_size "${n_mels}")
 fi
 _data_opts() {  # data options for training / collect stats
@@ -342,6 +346,8 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
             --valid_shape_file "${st_stats_dir}/valid/speech_shape" \
             --valid_shape_file "${st_stats_dir}/valid/text_shape.${tgt_token_type}" \
             --valid_shape_file "${st_stats_dir}/valid/src_text_shape.${src_token_type}" \
+            --fold_length "${_fold_length}" --fold_length "${st_text_fold_length}" \
+            --fold_length "${st_text_fold_length}" \
             --resume true --output_dir "${st_exp}" ${st_args}
     [ -e "${st_exp}/${inference_st_model}" ] || { log "Error: training finished without ${st_exp}/${inference_st_model}"; exit 1; }
     stage_done "${st_exp}"
