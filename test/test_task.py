@@ -28,7 +28,9 @@ def _write_minimal(tmp_path):
     return tmp_path
 
 
-def test_parser_has_model_choice_with_espnet_default():
+def test_parser_has_model_choice_with_espnet_default(monkeypatch):
+    # ESPnet's ArgumentParser also looks at sys.argv (for --config): keep pytest's out.
+    monkeypatch.setattr(sys, "argv", ["st_train"])
     parser = MTLSTTask.get_parser()
     args = parser.parse_args(["--token_list", "x"])
     assert args.model == "espnet"

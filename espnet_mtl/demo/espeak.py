@@ -117,8 +117,9 @@ class _Engine:
         if self.lib.espeak_SetVoiceByName(name.encode()) != _EE_OK:
             raise EspeakError(f"espeak-ng has no voice {voice.name!r} (try en-us, en-gb, en-gb-scotland, "
                               "en-gb-x-rp, en-029, optionally with a variant such as +m3 or +f2)")
+        # Volume 85 leaves headroom: some variants reach full scale at 100.
         for param, value in ((_PARAM_RATE, voice.rate), (_PARAM_PITCH, voice.pitch),
-                             (_PARAM_VOLUME, 100), (_PARAM_RANGE, 50)):
+                             (_PARAM_VOLUME, 85), (_PARAM_RANGE, 50)):
             if self.lib.espeak_SetParameter(param, int(value), 0) != _EE_OK:
                 raise EspeakError(f"espeak_SetParameter({param}, {value}) failed for voice {voice}")
 
