@@ -1,19 +1,19 @@
 """Text-to-speech with the espeak-ng shared library shipped by `espeakng-loader`.
 
 A thin ctypes wrapper: the library is initialised once per process in
-synchronous mode (no audio device, no background thread), each call selects a
-voice, sets rate and pitch, and collects the int16 samples that espeak-ng
-hands to our synth callback. The result is resampled from espeak's native
-rate (22050 Hz) to 16 kHz with a fixed windowed-sinc filter in numpy (no torch
-needed in the worker processes).
+synchronous mode (no audio device, no background thread); we select a voice,
+set rate and pitch, and collect the int16 samples that espeak-ng hands to our
+synth callback. The result is resampled from espeak's native rate (22050 Hz)
+to 16 kHz with a fixed windowed-sinc filter in numpy (no torch needed in the
+worker processes).
 
 Determinism: espeak-ng keeps synthesis state in C statics that no API call
 resets (pitch-flutter phase, harmonic double buffer, AGC, echo buffer...), so
 a second call in the same process can give slightly different samples. We
 therefore never synthesise in the caller's process: every batch of texts runs
 in a fresh forked worker process that initialises espeak-ng, speaks the batch
-in order and exits. The samples then depend only
-on the batch (texts, voice, rate, pitch).
+in order and exits. The samples then depend only on the batch (texts, voice,
+rate, pitch), whichever worker runs it and whatever ran before.
 """
 
 from __future__ import annotations

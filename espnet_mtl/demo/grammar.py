@@ -62,7 +62,8 @@ NOUNS = {n.key: n for n in [
     # people ("adult" excludes children from old/young; "kin" only as "my sister",
     # "nomy" never as "my man")
     _noun("man", "person adult nomy", "man men", "m Mann Männer", "m hombre hombres", "m homme hommes"),
-    _noun("woman", "person adult nomy", "woman women", "f Frau Frauen", "f mujer mujeres", "f femme femmes"),
+    _noun("woman", "person adult nomy", "woman women", "f Frau Frauen", "f mujer mujeres",
+          "f femme femmes"),
     _noun("child", "person young", "child children", "n Kind Kinder", "m niño niños", "m enfant enfants"),
     _noun("girl", "person young nomy", "girl girls", "n Mädchen Mädchen", "f niña niñas", "f fille filles"),
     _noun("teacher", "person adult", "teacher teachers", "m Lehrer Lehrer", "m profesor profesores",
@@ -76,8 +77,13 @@ NOUNS = {n.key: n for n in [
           "f sœur sœurs"),
     _noun("brother", "person adult kin", "brother brothers", "m Bruder Brüder", "m hermano hermanos",
           "m frère frères"),
-    _noun("mother", "person adult kin sg", "mother mothers", "f Mutter Mütter", "f madre madres", "f mère mères"),
-    _noun("father", "person adult kin sg", "father fathers", "m Vater Väter", "m padre padres", "m père pères"),
+    _noun("king", "person adult nomy", "king kings", "m König Könige", "m rey reyes", "m roi rois"),
+    _noun("queen", "person adult nomy", "queen queens", "f Königin Königinnen", "f reina reinas",
+          "f reine reines"),
+    _noun("mother", "person adult kin sg", "mother mothers", "f Mutter Mütter", "f madre madres",
+          "f mère mères"),
+    _noun("father", "person adult kin sg", "father fathers", "m Vater Väter", "m padre padres",
+          "m père pères"),
     # animals ("pet" animals go to gardens and kitchens, "farm" animals to fields)
     _noun("dog", "animal pet", "dog dogs", "m Hund Hunde", "m perro perros", "m chien chiens"),
     _noun("cat", "animal pet", "cat cats", "f Katze Katzen", "m gato gatos", "m chat chats"),
@@ -85,7 +91,12 @@ NOUNS = {n.key: n for n in [
     _noun("mouse", "animal pet", "mouse mice", "f Maus Mäuse", "m ratón ratones", "f souris souris"),
     _noun("horse", "animal farm", "horse horses", "n Pferd Pferde", "m caballo caballos",
           "m cheval chevaux"),
+    _noun("duck", "animal pet", "duck ducks", "f Ente Enten", "m pato patos", "m canard canards"),
+    _noun("rabbit", "animal pet", "rabbit rabbits", "n Kaninchen Kaninchen", "m conejo conejos",
+          "m lapin lapins"),
     _noun("cow", "animal farm", "cow cows", "f Kuh Kühe", "f vaca vacas", "f vache vaches"),
+    _noun("pig", "animal farm", "pig pigs", "n Schwein Schweine", "m cerdo cerdos", "m cochon cochons"),
+    _noun("sheep", "animal farm", "sheep sheep", "n Schaf Schafe", "f oveja ovejas", "m mouton moutons"),
     # things ("carry": can be carried; "colour": has a colour worth naming)
     _noun("book", "thing carry colour", "book books", "n Buch Bücher", "m libro libros", "m livre livres"),
     _noun("ball", "thing carry colour", "ball balls", "m Ball Bälle", "f pelota pelotas",
@@ -104,19 +115,32 @@ NOUNS = {n.key: n for n in [
     _noun("chair", "thing carry colour", "chair chairs", "m Stuhl Stühle", "f silla sillas",
           "f chaise chaises"),
     _noun("box", "thing carry colour", "box boxes", "f Kiste Kisten", "f caja cajas", "f boîte boîtes"),
+    _noun("bottle", "thing carry colour", "bottle bottles", "f Flasche Flaschen", "f botella botellas",
+          "f bouteille bouteilles"),
+    _noun("umbrella", "thing carry colour", "umbrella umbrellas", "m Regenschirm Regenschirme",
+          "m paraguas paraguas", "m parapluie parapluies"),
+    _noun("bicycle", "thing colour", "bicycle bicycles", "n Fahrrad Fahrräder", "f bicicleta bicicletas",
+          "m vélo vélos"),
     # food: countable, and mass nouns (no plural, no "a", bare as objects)
     _noun("apple", "food count", "apple apples", "m Apfel Äpfel", "f manzana manzanas", "f pomme pommes"),
     _noun("egg", "food count", "egg eggs", "n Ei Eier", "m huevo huevos", "m œuf œufs"),
     _noun("cake", "food count", "cake cakes", "m Kuchen Kuchen", "m pastel pasteles", "m gâteau gâteaux"),
+    _noun("orange", "food count", "orange oranges", "f Orange Orangen", "f naranja naranjas",
+          "f orange oranges"),
+    _noun("banana", "food count", "banana bananas", "f Banane Bananen", "m plátano plátanos",
+          "f banane bananes"),
     _noun("bread", "food mass", "bread -", "n Brot -", "m pan -", "m pain -"),
     _noun("soup", "food mass", "soup -", "f Suppe -", "f sopa -", "f soupe -"),
     _noun("cheese", "food mass", "cheese -", "m Käse -", "m queso -", "m fromage -"),
     _noun("rice", "food mass", "rice -", "m Reis -", "m arroz -", "m riz -"),
     _noun("fish", "food mass", "fish -", "m Fisch -", "m pescado -", "m poisson -"),
+    _noun("meat", "food mass", "meat -", "n Fleisch -", "f carne -", "f viande -"),
+    _noun("grass", "fodder mass", "grass -", "n Gras -", "f hierba -", "f herbe -"),  # animals only
     _noun("milk", "drink mass", "milk -", "f Milch -", "f leche -", "m lait -"),
     _noun("water", "drink mass", "water -", "n Wasser -", "f agua -", "f eau -", es_el=True),
     _noun("coffee", "drink mass", "coffee -", "m Kaffee -", "m café -", "m café -"),
     _noun("tea", "drink mass", "tea -", "m Tee -", "m té -", "m thé -"),
+    _noun("juice", "drink mass", "juice -", "m Saft -", "m zumo -", "m jus -"),
     # places (singular only; the preposition is per place and language below)
     _noun("garden", "place", "garden -", "m Garten -", "m jardín -", "m jardin -"),
     _noun("kitchen", "place", "kitchen -", "f Küche -", "f cocina -", "f cuisine -"),
@@ -127,6 +151,10 @@ NOUNS = {n.key: n for n in [
     _noun("market", "place", "market -", "m Markt -", "m mercado -", "m marché -"),
     _noun("school", "place", "school -", "f Schule -", "f escuela -", "f école -"),
     _noun("field", "place", "field -", "n Feld -", "m campo -", "m champ -"),
+    _noun("city", "place", "city -", "f Stadt -", "f ciudad -", "f ville -"),
+    _noun("beach", "place", "beach -", "m Strand -", "f playa -", "f plage -"),
+    _noun("restaurant", "place", "restaurant -", "n Restaurant -", "m restaurante -", "m restaurant -"),
+    _noun("lake", "place", "lake -", "m See -", "m lago -", "m lac -"),
 ]}
 
 # Location phrases: English preposition, German preposition (+dative),
@@ -135,22 +163,26 @@ PLACES = {
     "garden": ("in", "in", "dans"), "kitchen": ("in", "in", "dans"), "park": ("in", "in", "dans"),
     "house": ("in", "in", "dans"), "forest": ("in", "in", "dans"), "street": ("on", "auf", "dans"),
     "market": ("at", "auf", "à"), "school": ("at", "in", "à"), "field": ("in", "auf", "dans"),
+    "city": ("in", "in", "dans"), "beach": ("on", "an", "sur"), "restaurant": ("at", "in", "à"),
+    "lake": ("in", "in", "dans"),
 }
 # Who can plausibly be where (classes: person, pet, farm).
 PLACE_WHO = {
     "garden": {"person", "pet"}, "kitchen": {"person", "pet"}, "park": {"person", "pet"},
     "house": {"person", "pet"}, "forest": {"person", "pet"}, "street": {"person", "pet"},
     "market": {"person"}, "school": {"person"}, "field": {"person", "pet", "farm"},
+    "city": {"person", "pet"}, "beach": {"person", "pet"}, "restaurant": {"person"},
+    "lake": set(),  # only for swimming, see _sample_once
 }
 # Things and food are found indoors or at the market.
 PLACE_THINGS = ("kitchen", "house", "school", "market", "garden")
-PLACE_FOOD = ("kitchen", "house", "market")
+PLACE_FOOD = ("kitchen", "house", "market", "restaurant")
 PLACES_MY = ("garden", "kitchen", "house", "school")  # "in my garden" but not "in my street"
 
 
 @dataclass(frozen=True)
 class Adjective:
-    key: str
+    key: str           # also the English word
     de: str            # predicative form; attributive forms add endings
     es: tuple          # (m sg, f sg, m pl, f pl)
     fr: tuple          # (m sg, f sg, m pl, f pl)
@@ -190,14 +222,13 @@ ADJECTIVES = {a.key: a for a in [
          state=True),
     _adj("hot", "heiß", "caliente caliente calientes calientes", "chaud chaude chauds chaudes",
          es_pred="estar", state=True),
+    _adj("dirty", "schmutzig", "sucio sucia sucios sucias", "sale sale sales sales", es_pred="estar",
+         state=True),
+    _adj("clean", "sauber", "limpio limpia limpios limpias", "propre propre propres propres",
+         es_pred="estar", state=True),
     _adj("fresh", "frisch", "fresco fresca frescos frescas", "frais fraîche frais fraîches",
          es_pred="estar"),
 ]}
-
-_EN_ADJ = {"red": "red", "blue": "blue", "green": "green", "yellow": "yellow", "black": "black",
-           "white": "white", "small": "small", "big": "big", "old": "old", "young": "young",
-           "new": "new", "beautiful": "beautiful", "tired": "tired", "hungry": "hungry",
-           "cold": "cold", "hot": "hot", "fresh": "fresh"}
 
 
 def adjective_fits(adj: str, noun: Noun) -> bool:
@@ -212,19 +243,25 @@ def adjective_fits(adj: str, noun: Noun) -> bool:
     if adj == "big":
         return bool(t & {"animal", "thing", "place", "count"})
     if adj == "old":  # not for kin: "mi madre vieja" sounds rude
-        return bool(t & {"adult", "animal", "thing"}) and "kin" not in t or k in ("house", "school", "market")
+        return (bool(t & {"adult", "animal", "thing"}) and "kin" not in t
+                or k in ("house", "school", "market", "city", "restaurant"))
     if adj == "young":
         return bool(t & {"adult", "animal"}) and "kin" not in t
     if adj == "new":
-        return "thing" in t or k in ("house", "school", "park")
+        return "thing" in t or k in ("house", "school", "park", "restaurant")
     if adj == "beautiful":
-        return bool(t & {"animal", "place"}) or k in ("woman", "girl", "flower", "hat", "car", "box")
+        return (bool(t & {"animal", "place"})
+                or k in ("woman", "girl", "queen", "flower", "hat", "car", "box", "bicycle"))
     if adj in ("tired", "hungry"):
         return bool(t & {"person", "animal"})
     if adj in ("cold", "hot"):
-        return "drink" in t or k in ("soup", "rice", "fish")
+        return ("drink" in t or k in ("soup", "rice", "fish")) and not (adj == "hot" and k == "juice")
     if adj == "fresh":
-        return k in ("bread", "cheese", "fish", "milk", "apple", "egg", "cake")
+        return k in ("bread", "cheese", "fish", "meat", "milk", "juice", "apple", "egg", "cake",
+                     "orange", "banana")
+    if adj in ("dirty", "clean"):
+        return k in ("car", "bicycle", "cup", "bottle", "shoe", "hat", "bag", "chair", "dog", "pig",
+                     "kitchen", "house", "street", "restaurant", "beach", "city")
     raise KeyError(adj)
 
 
@@ -235,18 +272,20 @@ class Verb:
     de: tuple       # (3sg, 3pl)
     es: tuple       # (3sg, 3pl, gerund)
     fr: tuple       # (3sg, 3pl)
+    de_animal: tuple = ()  # German verb with an animal subject (frisst)
 
 
-def _verb(key, en, de, es, fr):
+def _verb(key, en, de, es, fr, de_animal=""):
     return Verb(key, tuple(en.split()) + (("",) if len(en.split()) == 2 else ()),
-                tuple(de.split()), tuple(es.split()), tuple(fr.split()))
+                tuple(de.split()), tuple(es.split()), tuple(fr.split()), tuple(de_animal.split()))
 
 
 VERBS = {v.key: v for v in [
     # transitive
     _verb("see", "see sees", "sieht sehen", "ve ven viendo", "voit voient"),
     _verb("hear", "hear hears", "hört hören", "oye oyen oyendo", "entend entendent"),
-    _verb("eat", "eat eats eating", "isst essen", "come comen comiendo", "mange mangent"),
+    _verb("eat", "eat eats eating", "isst essen", "come comen comiendo", "mange mangent",
+          de_animal="frisst fressen"),
     _verb("drink", "drink drinks drinking", "trinkt trinken", "bebe beben bebiendo", "boit boivent"),
     _verb("buy", "buy buys buying", "kauft kaufen", "compra compran comprando", "achète achètent"),
     _verb("carry", "carry carries carrying", "trägt tragen", "lleva llevan llevando", "porte portent"),
@@ -257,6 +296,8 @@ VERBS = {v.key: v for v in [
           "écrit écrivent"),
     _verb("cook", "cook cooks cooking", "kocht kochen", "cocina cocinan cocinando",
           "prépare préparent"),
+    _verb("open", "open opens opening", "öffnet öffnen", "abre abren abriendo", "ouvre ouvrent"),
+    _verb("sell", "sell sells selling", "verkauft verkaufen", "vende venden vendiendo", "vend vendent"),
     _verb("wash", "wash washes washing", "wäscht waschen", "lava lavan lavando", "lave lavent"),
     _verb("like", "like likes", "mag mögen", "gusta gustan gustando", "aime aiment"),
     # with a recipient
@@ -273,19 +314,25 @@ VERBS = {v.key: v for v in [
     _verb("sing", "sing sings singing", "singt singen", "canta cantan cantando", "chante chantent"),
     _verb("wait", "wait waits waiting", "wartet warten", "espera esperan esperando",
           "attend attendent"),
+    _verb("dance", "dance dances dancing", "tanzt tanzen", "baila bailan bailando", "danse dansent"),
+    _verb("swim", "swim swims swimming", "schwimmt schwimmen", "nada nadan nadando", "nage nagent"),
     _verb("work", "work works working", "arbeitet arbeiten", "trabaja trabajan trabajando",
           "travaille travaillent"),
 ]}
 
-TRANSITIVE = ("see", "hear", "eat", "drink", "buy", "carry", "find", "read", "write", "cook", "wash")
+TRANSITIVE = ("see", "hear", "eat", "drink", "buy", "sell", "carry", "find", "open", "read", "write",
+              "cook", "wash")
 DITRANSITIVE = ("give", "show", "bring")
-INTRANSITIVE = ("sleep", "play", "run", "sing", "wait", "work")
+INTRANSITIVE = ("sleep", "play", "run", "sing", "dance", "swim", "wait", "work")
 
 # What animals eat and drink (people eat and drink everything on the menu).
 ANIMAL_DIET = {
-    "dog": ("bread", "fish", "cheese", "water", "milk"), "cat": ("fish", "cheese", "milk", "water"),
+    "dog": ("bread", "meat", "fish", "cheese", "water", "milk"),
+    "cat": ("fish", "meat", "cheese", "milk", "water"),
     "bird": ("bread", "rice", "water"), "mouse": ("cheese", "bread", "apple", "rice", "water"),
-    "horse": ("apple", "bread", "water"), "cow": ("water",),
+    "duck": ("bread", "rice", "water"), "rabbit": ("grass", "apple", "water"),
+    "horse": ("apple", "bread", "grass", "water"), "cow": ("grass", "water"),
+    "pig": ("apple", "banana", "bread", "rice", "water"), "sheep": ("grass", "water"),
 }
 
 # Time adverbs: en, de, es, fr; `habit` ones go with the simple present only,
@@ -295,9 +342,11 @@ TIMES = {
     "now": ("now", "jetzt", "ahora", "maintenant"),
     "every_day": ("every day", "jeden Tag", "todos los días", "tous les jours"),
     "morning": ("in the morning", "am Morgen", "por la mañana", "le matin"),
+    "afternoon": ("in the afternoon", "am Nachmittag", "por la tarde", "l'après-midi"),
     "night": ("at night", "nachts", "por la noche", "la nuit"),
+    "sundays": ("on Sundays", "sonntags", "los domingos", "le dimanche"),
 }
-HABIT_TIMES = ("today", "every_day", "morning", "night")
+HABIT_TIMES = ("today", "every_day", "morning", "afternoon", "night", "sundays")
 NOW_TIMES = ("today", "now")
 
 NUMBERS = {2: ("two", "zwei", "dos", "deux"), 3: ("three", "drei", "tres", "trois"),
@@ -362,8 +411,8 @@ def _finish(tokens: list[str]) -> str:
 
 def _en_np(np: NP) -> list[str]:
     noun = NOUNS[np.noun]
-    det = {"the": "the", "a": "a", "my": "my", "bare": "", "num": NUMBERS.get(np.num, ("",))[0]}[np.det]
-    words = [det, _EN_ADJ[np.adj] if np.adj else "", noun.en[1] if np.plural else noun.en[0]]
+    det = NUMBERS[np.num][0] if np.det == "num" else {"the": "the", "a": "a", "my": "my", "bare": ""}[np.det]
+    words = [det, np.adj or "", noun.en[1] if np.plural else noun.en[0]]
     return [w for w in words if w]
 
 
@@ -394,7 +443,7 @@ def render_en(s: Sentence) -> str:
         if s.obj is not None:
             toks += _en_np(s.obj)
     elif s.kind == "pred":
-        toks += ["are" if pl else "is"] + (["not"] if s.neg else []) + [_EN_ADJ[s.adj]]
+        toks += ["are" if pl else "is"] + (["not"] if s.neg else []) + [s.adj]
     elif s.kind == "exist":
         toks = ["there", "are" if pl else "is"] + subj
     if s.place is not None:
@@ -472,7 +521,8 @@ def render_de(s: Sentence) -> str:
         toks += ["sind" if pl else "ist"] + time + (["nicht"] if s.neg else []) + [ADJECTIVES[s.adj].de]
         return _finish(toks)
     verb = VERBS[s.verb]
-    toks += [verb.de[1] if pl else verb.de[0]] + time
+    forms = verb.de_animal if verb.de_animal and "animal" in NOUNS[s.subj.noun].tags else verb.de
+    toks += [forms[1] if pl else forms[0]] + time  # animals "fressen", people "essen"
     if s.kind == "give":
         toks += _de_np(s.recipient, "dat")
     nicht = s.neg
@@ -692,8 +742,8 @@ def render(s: Sentence, lang: str) -> str:
 MAX_WORDS = 11  # keep utterances short (about 2 s of speech)
 
 
-def _nouns(*tags: str, exclude: tuple = ()) -> list[str]:
-    return [k for k, n in NOUNS.items() if n.tags & set(tags) and k not in exclude]
+def _nouns(*tags: str) -> list[str]:
+    return [k for k, n in NOUNS.items() if n.tags & set(tags)]
 
 
 PEOPLE = _nouns("person")
@@ -745,6 +795,9 @@ def _sample_place(rng: random.Random, candidates: list[str]) -> NP:
 
 
 def _places_for(noun: str) -> list[str]:
+    """Where `noun` (a person or animal) can be; the lake is only for swimming."""
+    if noun == "duck":
+        return ["garden", "park", "field"]
     return [p for p, who in PLACE_WHO.items() if _who_class(noun) in who]
 
 
@@ -760,9 +813,9 @@ def _objects(verb: str, subj: str) -> list[str]:
     if verb in ("see", "hear"):
         objs = PEOPLE + ANIMALS + ([] if verb == "hear" else THINGS)
     elif verb in ("eat", "drink"):
-        pool = FOODS if verb == "eat" else DRINKS
-        objs = [o for o in pool if not animal or o in ANIMAL_DIET[subj]]
-    elif verb == "buy":
+        menu = ANIMAL_DIET[subj] if animal else FOODS + DRINKS
+        objs = [o for o in menu if ("drink" in NOUNS[o].tags) == (verb == "drink")]
+    elif verb in ("buy", "sell"):
         objs = FOODS + DRINKS + THINGS
     elif verb in ("carry", "find"):
         objs = _nouns("carry")
@@ -773,12 +826,18 @@ def _objects(verb: str, subj: str) -> list[str]:
     elif verb == "cook":
         objs = ["soup", "rice", "fish"]
     elif verb == "wash":
-        objs = ["car", "cup", "shoe", "dog", "horse"]
+        objs = ["car", "bicycle", "cup", "bottle", "shoe", "dog", "horse", "pig"]
+    elif verb == "open":
+        objs = ["box", "bag", "bottle", "letter", "book", "umbrella"]
     elif verb == "like":
         objs = list(ANIMAL_DIET[subj]) if animal else FOODS + DRINKS + ANIMALS + PEOPLE + THINGS
     else:
         raise KeyError(verb)
     return [o for o in objs if o != subj]
+
+
+# No "the hot tea is cold".
+_OPPOSITES = [{"hot", "cold"}, {"old", "new"}, {"old", "young"}, {"small", "big"}, {"dirty", "clean"}]
 
 
 def _sample_once(rng: random.Random) -> Sentence:
@@ -803,10 +862,12 @@ def _sample_once(rng: random.Random) -> Sentence:
     if kind == "intr":
         verb = rng.choice(INTRANSITIVE)
         subj_pool = {"sleep": PEOPLE + ANIMALS, "play": PEOPLE + ["dog", "cat"],
-                     "run": PEOPLE + ANIMALS, "sing": PEOPLE + ["bird"]}.get(verb, PEOPLE)
+                     "run": PEOPLE + ANIMALS, "sing": PEOPLE + ["bird"],
+                     "swim": PEOPLE + ["dog", "duck"]}.get(verb, PEOPLE)
         subj = _sample_np(rng, subj_pool, ("the", "the", "a", "my", "num"))
         prog = rng.random() < 0.35
-        place = _sample_place(rng, _places_for(subj.noun)) if rng.random() < 0.6 else None
+        places = ["lake"] if verb == "swim" else _places_for(subj.noun)
+        place = _sample_place(rng, places) if rng.random() < 0.6 else None
         neg = place is None and subj.det != "a" and rng.random() < 0.3
         time = _time(rng, prog, 0.4)
         if neg and time == "every_day":
@@ -816,7 +877,7 @@ def _sample_once(rng: random.Random) -> Sentence:
         subj = _sample_np(rng, PEOPLE + ANIMALS, ("the", "my", "num"))
         obj = _sample_np(rng, _objects("like", subj.noun), ("the", "my", "bare"))
         neg = rng.random() < 0.35
-        time = rng.choice(("today", "")) if rng.random() < 0.2 else ""
+        time = "today" if rng.random() < 0.1 else ""
         return Sentence("like", subj, "like", obj=obj, time=time, neg=neg)
     if kind == "give":
         verb = rng.choice(DITRANSITIVE)
@@ -835,7 +896,8 @@ def _sample_once(rng: random.Random) -> Sentence:
         while True:
             subj = _sample_np(rng, PEOPLE + ANIMALS + THINGS + FOODS + DRINKS + _nouns("place"),
                               ("the", "the", "my"), p_adj=0.3)
-            adjs = [a for a in ADJECTIVES if adjective_fits(a, NOUNS[subj.noun]) and a != subj.adj]
+            adjs = [a for a in ADJECTIVES if adjective_fits(a, NOUNS[subj.noun])
+                    and a != subj.adj and {a, subj.adj} not in _OPPOSITES]
             if adjs:
                 break
         adj = rng.choice(adjs)

@@ -65,7 +65,7 @@ GAP_SILENCE = (0.2, 0.8)     # seconds between utterances
 TAIL_SILENCE = 0.5           # seconds after the last one
 NOISE_STD = 2.0              # a faint noise floor (int16 units) instead of digital silence
 ALIGN = SAMPLE_RATE // 1000  # offsets and durations are whole milliseconds: exact in the yaml
-MAX_TRIES_PER_SENTENCE = 20000
+MAX_TRIES_PER_SENTENCE = 5000  # draws per wanted sentence before giving up
 
 
 @dataclass
@@ -252,7 +252,8 @@ def make_corpus(out_dir: str | os.PathLike, tgt_langs: Sequence[str] = ("de",), 
     tgt_langs = tuple(dict.fromkeys(tgt_langs))  # drop duplicates, keep order
     bad = [t for t in tgt_langs if t not in TGT_LANGS]
     if not tgt_langs or bad:
-        raise ValueError(f"tgt_langs must be a non-empty subset of {', '.join(TGT_LANGS)}, got {list(tgt_langs)}")
+        raise ValueError(f"tgt_langs must be a non-empty subset of {', '.join(TGT_LANGS)}, "
+                         f"got {list(tgt_langs)}")
     if n_train < 1 or n_dev < 0 or n_test < 0:
         raise ValueError(f"need n_train >= 1 and n_dev, n_test >= 0; got {n_train}, {n_dev}, {n_test}")
     out = Path(out_dir)
