@@ -111,3 +111,18 @@ def test_stages_4_to_13_with_a_killed_and_resumed_training(recipe):
     assert 0 <= result["bleu"] <= 100 and result["num_sentences"] == 16
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed")
     assert "tst-COMMON.en-de" in (exp / "RESULTS.md").read_text()
+
+
+def test_speed_perturbation_and_fbank_features_through_decoding(recipe):
+    run(recipe, "--stage", "2", "--dumpdir", "dump_fbank", "--expdir", "exp_fbank",
+        "--feats_type", "fbank", "--speed_perturb_factors", "0.9 1.0 1.1", "--st_tag", "fbank",
+        "--st_args", "--max_epoch 1 --keep_nbest_models 1")
+    train = recipe / "dump_fbank" / "fbank" / "train.en-de_sp"
+    utts = (train / "feats.scp").read_text().splitlines()
+    assert len(utts) == 3 * 160
+    assert any(u.startswith("sp0.9-") for u in utts) and any(u.startswith("sp1.1-") for u in utts)
+    assert (train / "feats_type").read_text().strip() == "fbank"
+    exp = recipe / "exp_fbank" / "st_fbank"
+    assert "input_size: 80" in (exp / "config.yaml").read_text()
+    results = list(exp.glob("*/tst-COMMON.en-de/score_bleu/result.json"))
+    assert len(results) == 1 and json.loads(results[0].read_text())["num_sentences"] == 16
