@@ -40,7 +40,7 @@ def main():
     text = (recipe / "run.log").read_text()
     stages = {}
     last = None
-    for m in re.finditer(r"^(\S+) \(st\.sh:\d+:main\) (Stages? [\d-]+)", text, re.M):
+    for m in re.finditer(r"^(\S+) \(st\.sh:\d+:main\) (Stages? [\d-]+|Successfully finished)", text, re.M):
         stamp = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
         if last:
             stages[last[0]] = stamp - last[1]

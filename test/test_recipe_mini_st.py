@@ -113,16 +113,20 @@ def test_stages_4_to_13_with_a_killed_and_resumed_training(recipe):
     assert "tst-COMMON.en-de" in (exp / "RESULTS.md").read_text()
 
 
-def test_speed_perturbation_and_fbank_features_through_decoding(recipe):
+def test_speed_perturbation_fbank_and_joint_tokens_through_decoding(recipe):
     run(recipe, "--stage", "2", "--dumpdir", "dump_fbank", "--expdir", "exp_fbank",
         "--feats_type", "fbank", "--speed_perturb_factors", "0.9 1.0 1.1", "--st_tag", "fbank",
-        "--st_args", "--max_epoch 1 --keep_nbest_models 1")
+        "--token_joint", "true", "--st_args", "--max_epoch 1 --keep_nbest_models 1")
+    joint = recipe / "data" / "en_de_token_list" / "bpe_unigram80" / "tokens.txt"
+    assert "ü" in joint.read_text() or "ß" in joint.read_text()  # German pieces in the joint list
     train = recipe / "dump_fbank" / "fbank" / "train.en-de_sp"
     utts = (train / "feats.scp").read_text().splitlines()
     assert len(utts) == 3 * 160
     assert any(u.startswith("sp0.9-") for u in utts) and any(u.startswith("sp1.1-") for u in utts)
     assert (train / "feats_type").read_text().strip() == "fbank"
     exp = recipe / "exp_fbank" / "st_fbank"
-    assert "input_size: 80" in (exp / "config.yaml").read_text()
+    config = (exp / "config.yaml").read_text()
+    assert "input_size: 80" in config and "bpe_unigram80/tokens.txt" not in config  # lists inlined
+    assert config.count("bpe_unigram80/bpe.model") == 2  # one joint model on both sides
     results = list(exp.glob("*/tst-COMMON.en-de/score_bleu/result.json"))
     assert len(results) == 1 and json.loads(results[0].read_text())["num_sentences"] == 16

@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Protocol
 
+from espnet_mtl.datadir import DataDirError
 from espnet_mtl.fileio import write_table
 from espnet_mtl.text_norm import CASES, normalize_lines
 
@@ -26,10 +27,6 @@ logger = logging.getLogger(__name__)
 # Below this many lines a worker pool costs more than it saves.
 _MIN_LINES_FOR_POOL = 20000
 _CHUNK = 5000
-
-
-class DataDirError(ValueError):
-    """The utterances cannot form a valid Kaldi/ESPnet data directory."""
 
 
 class STRecord(Protocol):

@@ -134,13 +134,12 @@ fs_hz=$(${python} -c "import sys; s=sys.argv[1].lower(); print(int(float(s[:-1])
 data_feats=${dumpdir}/${feats_type}
 src_text_name=text.${src_case}.${src_lang}
 tgt_text_name=text.${tgt_case}.${tgt_lang}
+token_listdir=data/${src_lang}_${tgt_lang}_token_list
 if "${token_joint}"; then
     tgt_nbpe=${src_nbpe}; tgt_bpemode=${src_bpemode}
-    token_listdir=data/${src_lang}_${tgt_lang}_token_list
     src_bpedir=${token_listdir}/bpe_${src_bpemode}${src_nbpe}
     tgt_bpedir=${src_bpedir}
 else
-    token_listdir=data/${src_lang}_${tgt_lang}_token_list
     src_bpedir=${token_listdir}/src_bpe_${src_bpemode}${src_nbpe}
     tgt_bpedir=${token_listdir}/tgt_bpe_${tgt_bpemode}${tgt_nbpe}
 fi
@@ -175,6 +174,7 @@ if "${skip_eval}"; then [ "${stop_stage}" -ge 12 ] && stop_stage=11; fi
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "Stage 1: Data preparation for data/${train_set}, data/${valid_set}, etc."
     # local/data.sh writes data/<set>; each set it makes is validated here.
+    for dset in "${train_set}" "${valid_set}" ${test_sets}; do rm -f "data/${dset}/.done"; done
     # shellcheck disable=SC2086
     local/data.sh ${local_data_opts}
     for dset in "${train_set}" "${valid_set}" ${test_sets}; do
