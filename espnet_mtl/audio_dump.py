@@ -151,6 +151,9 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         write_table(out_dir / "feats.scp", scp)
         (out_dir / "feats.scp.tmp").unlink()
         write_table(out_dir / "utt2num_frames", {u: str(n) for u, n in lengths.items()})
+        # Kaldi keeps features next to their source (wav.scp, segments): the
+        # dir stays a complete data dir, and the provenance stays visible.
+        _copy_sources(data_dir, out_dir, set(lengths))
     # Durations in seconds for both feature types: stage 4 filters on them.
     durations = {u: n / fs for u, n in lengths.items()} if feats_type == "raw" \
         else {u: n * 0.01 for u, n in lengths.items()}  # 10 ms frame shift
@@ -161,6 +164,18 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     elapsed = time.perf_counter() - t0
     return {"utterances": len(lengths), "audio_seconds": audio_seconds, "seconds": elapsed,
             "real_time_factor": audio_seconds / elapsed if elapsed else float("inf")}
+
+
+def _copy_sources(src: Path, dst: Path, utts: set[str]) -> None:
+    if (src / "segments").exists():
+        segments = {u: v for u, v in read_table(src / "segments").items() if u in utts}
+        recs = {v.split()[0] for v in segments.values()}
+        write_table(dst / "segments", segments)
+    else:
+        recs = utts
+    for name in ("wav.scp", "reco2speed", "reco2dur"):
+        if (src / name).exists():
+            write_table(dst / name, {r: v for r, v in read_table(src / name).items() if r in recs})
 
 
 def _copy_per_utterance_files(src: Path, dst: Path, utts: set[str]) -> None:

@@ -78,6 +78,9 @@ def test_fbank_to_kaldi_ark(tmp_path):
     assert mat.shape == (138, 40)  # 1.4 s at 10 ms shift, 25 ms window
     frames = read_table(tmp_path / "out" / "utt2num_frames")
     assert frames["ted_00001_0001500_0002900"] == "138"
+    # The features' source stays in the dir (Kaldi's layout): wav.scp and segments.
+    assert read_table(tmp_path / "out" / "segments") == read_table(d / "segments")
+    assert read_table(tmp_path / "out" / "wav.scp") == read_table(d / "wav.scp")
 
 
 def test_unreadable_audio_names_recording(tmp_path):

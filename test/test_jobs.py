@@ -151,7 +151,10 @@ def test_signal_kills_tasks(tmp_path, sig, code):
     p = subprocess.Popen(
         [sys.executable, "-m", "espnet_mtl.bin.run_jobs", f"{tmp_path}/t.log",
          f"sleep 60 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"],
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True,
+        # A shell's background job inherits SIGINT ignored (CI may run us so):
+        # restore the default so Python turns SIGINT into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for _ in range(200):
         if pidfile.exists():
             break

@@ -39,14 +39,22 @@ def start(recipe, *args):
 
 
 def kill_when(proc, condition, timeout=300):
-    """SIGKILL the whole stage (driver and jobs) as soon as `condition()` holds."""
+    """Kill the stage as soon as `condition()` holds, as Ctrl-C or scancel would:
+    SIGTERM to the driver's process group; the job runner then kills its tasks."""
     deadline = time.time() + timeout
     while not condition():
         assert proc.poll() is None, "the stage finished before it could be killed"
         assert time.time() < deadline, "timed out waiting for the stage to get going"
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGTERM)
     proc.wait()
+    while True:  # until the job runner has reaped its tasks and exited
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.time() < deadline + 30, "the killed stage's processes did not exit"
+        time.sleep(0.05)
 
 
 def snapshot(root: Path) -> dict[str, str]:

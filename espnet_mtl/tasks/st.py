@@ -15,6 +15,7 @@ Importing this module registers every class we add to ESPnet's choices
 from __future__ import annotations
 
 import argparse
+import os
 
 from espnet2.st.espnet_model import ESPnetSTModel
 from espnet2.tasks.st import STTask
@@ -22,6 +23,7 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
 
 from espnet_mtl import registry
+from espnet_mtl.checkpoints import repair_interrupted_checkpoints
 
 model_choices = ClassChoices(
     "model",
@@ -47,6 +49,17 @@ class MTLSTTask(STTask):
             super().add_task_arguments(parser)
         finally:
             parser.conflict_handler = saved
+
+    @classmethod
+    def main(cls, args: argparse.Namespace | None = None, cmd=None):
+        if args is None:
+            args = cls.get_parser().parse_args(cmd)
+        # A run killed while ESPnet saved a checkpoint must still resume.
+        # Only the first process of a (multi-node) job touches the files.
+        first_process = os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0")) == "0"
+        if args.resume and not args.collect_stats and args.output_dir and first_process:
+            repair_interrupted_checkpoints(args.output_dir)
+        super().main(args=args)
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
