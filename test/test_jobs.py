@@ -43,9 +43,8 @@ def test_tasks_run_in_parallel(tmp_path):
     # Each task waits for the other's marker: this only finishes if they overlap.
     cmd = (f"touch {tmp_path}/mJOB; for i in $(seq 200); do "
            f"[ -e {tmp_path}/m$((3-JOB)) ] && exit 0; sleep 0.05; done; exit 1")
-    t = time.monotonic()
+    # Run one after the other, task 1 would give up after 10 s and fail.
     run_jobs([cmd], tmp_path / "log.JOB", job_range=(1, 2))
-    assert time.monotonic() - t < 8
 
 
 def test_max_parallel_limits_concurrency(tmp_path):
