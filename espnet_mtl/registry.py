@@ -8,7 +8,9 @@ can call it. Later issues add their models, encoders and frontends here.
 from __future__ import annotations
 
 # name -> "module:Class" for `--model` choices of our task.
-MODEL_CLASSES: dict[str, str] = {}
+MODEL_CLASSES: dict[str, str] = {
+    "mtl_st": "espnet_mtl.models.mtl_st:MTLSTModel",
+}
 
 
 def _load(path: str):

@@ -1,0 +1,664 @@
+"""Multi-task speech translation model (`--model mtl_st`).
+
+Backbone of methods.md section 0 with the regularizers of section 1:
+
+    speech -> frontend -> specaug (train) -> normalize -> [preencoder]
+           -> acoustic encoder (any ESPnet encoder choice)
+           -> [Linear when sizes differ] -> textual encoder (shared)
+           -> attention decoder (shared) -> target
+
+    transcript -> embedding + positional encoding -> the SAME textual encoder
+               -> the SAME decoder -> target                       (MT task)
+
+Auxiliary heads: CTC over the source vocabulary on the acoustic-encoder
+output (`asr_ctc_weight`), an optional ASR attention decoder on the acoustic
+encoder (`asr_att_weight`), an optional target-side CTC `st_ctc` on the
+textual-encoder output (`st_ctc_weight`; lets ESPnet's Speech2Text use CTC
+prefix scoring). Regularizers: cross-modal consistency between the ST and MT
+passes (`consistency_weight`, beta) and R-drop over the speech batch doubled
+in one forward (`rdrop_weight`, alpha).
+
+    L = L_ST + asr_ctc_weight * L_CTC + asr_att_weight * L_ASR
+        + mt_weight * L_MT + st_ctc_weight * L_STCTC
+        + consistency_weight * L_CR + rdrop_weight * L_RD
+
+Every loss is a sum over tokens divided by the batch size (ESPnet's
+`length_normalized_loss: false`), or divided by the number of tokens when
+`length_normalized_loss: true`. A weight of 0 skips its computation, and the
+module that only serves it is not even built (no unused parameters under
+DDP).
+
+The class keeps the interface that ESPnet's trainer, collect_stats and
+`espnet2.bin.st_inference.Speech2Text` use: forward -> (loss, stats, weight),
+collect_feats, encode(..., return_int_enc), decoder, st_ctc, sos/eos,
+token_list, src_token_list, use_multidecoder, ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+
+from espnet2.asr.ctc import CTC
+from espnet2.asr.decoder.abs_decoder import AbsDecoder
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
+from espnet2.asr.specaug.abs_specaug import AbsSpecAug
+from espnet2.layers.abs_normalize import AbsNormalize
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet.nets.e2e_mt_common import ErrorCalculator as MTErrorCalculator
+from espnet.nets.pytorch_backend.nets_utils import make_pad_mask, th_accuracy
+from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
+from espnet.nets.pytorch_backend.transformer.embedding import PositionalEncoding
+from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import (
+    LabelSmoothingLoss,
+)
+
+from espnet_mtl.losses.consistency import (
+    CONSISTENCY_KINDS,
+    DIRECTIONS,
+    consistency_loss,
+    double_batch,
+    rdrop_loss,
+    split_doubled_batch,
+)
+
+#: Defaults of `textual_encoder_conf`; a user's dict is merged over these.
+#: `output_size: null` = the acoustic encoder's output size.
+TEXTUAL_ENCODER_DEFAULTS = dict(
+    output_size=None,
+    num_blocks=6,
+    attention_heads=4,
+    linear_units=2048,
+    dropout_rate=0.1,
+    positional_dropout_rate=0.1,
+    attention_dropout_rate=0.0,
+    normalize_before=True,
+)
+
+# The model_conf keys that decide which modules exist (read by the builder).
+_WEIGHT_KEYS = ("asr_ctc_weight", "asr_att_weight", "mt_weight", "st_ctc_weight",
+                "consistency_weight", "rdrop_weight")
+
+
+def _merge_textual_conf(conf: Optional[dict]) -> dict:
+    merged = dict(TEXTUAL_ENCODER_DEFAULTS)
+    if conf:
+        merged.update(conf)
+    return merged
+
+
+class TextualEncoder(torch.nn.Module):
+    """Transformer layers shared by the speech and the MT path.
+
+    Built from ESPnet's TransformerEncoder with `input_layer=None` (no
+    embedding: inputs already have the model size). `num_blocks: 0` is the
+    identity (no final LayerNorm either).
+    """
+
+    def __init__(self, size: int, conf: dict):
+        super().__init__()
+        conf = dict(conf)
+        conf.pop("output_size", None)
+        self._size = size
+        if int(conf.get("num_blocks", 0)) > 0:
+            self.encoder = TransformerEncoder(
+                input_size=size, output_size=size, input_layer=None, **conf
+            )
+        else:
+            self.encoder = None
+
+    def output_size(self) -> int:
+        return self._size
+
+    def forward(self, xs: torch.Tensor, lens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self.encoder is None:
+            return xs, lens
+        out, out_lens, _ = self.encoder(xs, lens)
+        return out, out_lens
+
+
+class MTLSTModel(AbsESPnetModel):
+    """Conformer CTC/attention ST with shared textual encoder, MT, CR and R-drop."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        token_list: Union[Tuple[str, ...], List[str]],
+        frontend: Optional[AbsFrontend],
+        specaug: Optional[AbsSpecAug],
+        normalize: Optional[AbsNormalize],
+        preencoder: Optional[AbsPreEncoder],
+        encoder: AbsEncoder,
+        decoder: AbsDecoder,
+        ctc: Optional[CTC],
+        st_ctc: Optional[CTC],
+        extra_asr_decoder: Optional[AbsDecoder],
+        src_vocab_size: Optional[int],
+        src_token_list: Optional[Union[Tuple[str, ...], List[str]]],
+        textual_encoder_conf: Optional[dict] = TEXTUAL_ENCODER_DEFAULTS,
+        asr_ctc_weight: float = 0.3,
+        asr_att_weight: float = 0.0,
+        mt_weight: float = 0.0,
+        st_ctc_weight: float = 0.0,
+        consistency_weight: float = 0.0,
+        consistency_type: str = "softmax_kl",
+        consistency_direction: str = "mt_to_st",
+        consistency_detach_mt: bool = False,
+        consistency_temperature: float = 1.0,
+        rdrop_weight: float = 0.0,
+        ignore_id: int = -1,
+        lsm_weight: float = 0.0,
+        length_normalized_loss: bool = False,
+        report_bleu: bool = True,
+        tgt_sym_space: str = "<space>",
+        tgt_sym_blank: str = "<blank>",
+        tgt_sym_sos: str = "<sos/eos>",
+        tgt_sym_eos: str = "<sos/eos>",
+        extract_feats_in_collect_stats: bool = True,
+    ):
+        super().__init__()
+        for key, value in (("asr_ctc_weight", asr_ctc_weight),
+                           ("asr_att_weight", asr_att_weight),
+                           ("mt_weight", mt_weight), ("st_ctc_weight", st_ctc_weight),
+                           ("consistency_weight", consistency_weight),
+                           ("rdrop_weight", rdrop_weight)):
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0, got {value}")
+        if consistency_type not in CONSISTENCY_KINDS:
+            raise ValueError(
+                f"consistency_type must be one of {CONSISTENCY_KINDS}, got {consistency_type!r}"
+            )
+        if consistency_direction not in DIRECTIONS:
+            raise ValueError(
+                f"consistency_direction must be one of {DIRECTIONS}, "
+                f"got {consistency_direction!r}"
+            )
+
+        # -- vocabularies (same conventions as ESPnetSTModel) -----------------
+        token_list = list(token_list)
+        self.vocab_size = vocab_size
+        self.token_list = token_list
+        self.sos = token_list.index(tgt_sym_sos) if tgt_sym_sos in token_list else vocab_size - 1
+        self.eos = token_list.index(tgt_sym_eos) if tgt_sym_eos in token_list else vocab_size - 1
+        self.src_token_list = list(src_token_list) if src_token_list is not None else None
+        self.src_vocab_size = src_vocab_size
+        self.src_sos = src_vocab_size - 1 if src_vocab_size else None
+        self.src_eos = src_vocab_size - 1 if src_vocab_size else None
+        self.ignore_id = ignore_id
+        self.tgt_ignore_id = ignore_id
+
+        # -- weights and options -----------------------------------------------
+        self.asr_ctc_weight = float(asr_ctc_weight)
+        self.asr_att_weight = float(asr_att_weight)
+        self.mt_weight = float(mt_weight)
+        self.st_ctc_weight = float(st_ctc_weight)
+        self.consistency_weight = float(consistency_weight)
+        self.consistency_type = consistency_type
+        self.consistency_direction = consistency_direction
+        self.consistency_detach_mt = bool(consistency_detach_mt)
+        self.consistency_temperature = float(consistency_temperature)
+        self.rdrop_weight = float(rdrop_weight)
+        self.length_normalized_loss = bool(length_normalized_loss)
+        self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
+        needs_src = (self.asr_ctc_weight > 0 or self.asr_att_weight > 0
+                     or self.mt_weight > 0 or self.consistency_weight > 0)
+        if needs_src and src_vocab_size is None:
+            raise ValueError(
+                "asr_ctc_weight / asr_att_weight / mt_weight / consistency_weight > 0 "
+                "need the source vocabulary: pass --src_token_list"
+            )
+
+        # -- speech path ---------------------------------------------------------
+        self.frontend = frontend
+        self.specaug = specaug
+        self.normalize = normalize
+        self.preencoder = preencoder
+        self.encoder = encoder
+        conf = _merge_textual_conf(textual_encoder_conf)
+        size = conf.get("output_size") or encoder.output_size()
+        self.textual_encoder_conf = conf
+        if encoder.output_size() != size:
+            self.encoder_proj = torch.nn.Linear(encoder.output_size(), size)
+        else:
+            self.encoder_proj = None
+        self.textual_encoder = TextualEncoder(size, conf)
+        self.decoder = decoder
+
+        # -- MT path: embedding + positions into the shared textual encoder ------
+        if self.mt_weight > 0 or self.consistency_weight > 0:
+            self.mt_embed = torch.nn.Embedding(src_vocab_size, size)
+            self.mt_pos_enc = PositionalEncoding(
+                size, conf.get("positional_dropout_rate", 0.1)
+            )
+        else:
+            self.mt_embed = None
+            self.mt_pos_enc = None
+
+        # -- auxiliary heads (kept only when their weight is > 0) ----------------
+        if self.asr_ctc_weight > 0:
+            if ctc is None:
+                raise ValueError("asr_ctc_weight > 0 needs a CTC module")
+            self.ctc = ctc
+        else:
+            self.ctc = None
+        if self.asr_att_weight > 0:
+            if extra_asr_decoder is None:
+                raise ValueError(
+                    "asr_att_weight > 0 needs an ASR decoder: pass --extra_asr_decoder "
+                    "(e.g. transformer) and --extra_asr_decoder_conf"
+                )
+            self.extra_asr_decoder = extra_asr_decoder
+        else:
+            self.extra_asr_decoder = None
+        if self.st_ctc_weight > 0:
+            if st_ctc is None:
+                raise ValueError("st_ctc_weight > 0 needs an st_ctc module")
+            # Absent otherwise: Speech2Text(ctc_weight > 0) then fails its own
+            # `hasattr(st_model, "st_ctc")` check instead of using an untrained head.
+            self.st_ctc = st_ctc
+
+        # -- criteria --------------------------------------------------------------
+        self.criterion_st = LabelSmoothingLoss(
+            size=vocab_size, padding_idx=ignore_id, smoothing=lsm_weight,
+            normalize_length=length_normalized_loss,
+        )
+        if self.asr_att_weight > 0:
+            self.criterion_asr = LabelSmoothingLoss(
+                size=src_vocab_size, padding_idx=ignore_id, smoothing=lsm_weight,
+                normalize_length=length_normalized_loss,
+            )
+        self.mt_error_calculator = (
+            MTErrorCalculator(token_list, tgt_sym_space, tgt_sym_blank, report_bleu)
+            if report_bleu else None
+        )
+
+        # -- attributes read by Speech2Text -------------------------------------------
+        self.use_multidecoder = False
+        self.md_encoder = None
+        self.use_speech_attn = False
+        self.st_use_transducer_decoder = False
+        self.st_joint_network = None
+        self.hier_encoder = None
+        self.postencoder = None
+
+    # ------------------------------------------------------------------------
+    # construction from the task's parsed arguments
+    # ------------------------------------------------------------------------
+    @classmethod
+    def build_from_task_args(cls, args: argparse.Namespace, task=None) -> "MTLSTModel":
+        from espnet2.tasks.st import (
+            decoder_choices,
+            encoder_choices,
+            extra_asr_decoder_choices,
+            frontend_choices,
+            normalize_choices,
+            preencoder_choices,
+            specaug_choices,
+        )
+        from espnet2.torch_utils.initialize import initialize
+
+        def read_tokens(value, what):
+            if isinstance(value, str):
+                with open(value, encoding="utf-8") as f:
+                    return [line.rstrip() for line in f]
+            if isinstance(value, (tuple, list)):
+                return list(value)
+            raise RuntimeError(f"{what} must be str or list")
+
+        token_list = read_tokens(args.token_list, "token_list")
+        args.token_list = list(token_list)  # portable config.yaml, as ESPnet does
+        vocab_size = len(token_list)
+        if getattr(args, "src_token_list", None) is not None:
+            src_token_list = read_tokens(args.src_token_list, "src_token_list")
+            args.src_token_list = list(src_token_list)
+            src_vocab_size = len(src_token_list)
+        else:
+            src_token_list, src_vocab_size = None, None
+
+        model_conf = dict(getattr(args, "model_conf", None) or {})
+        defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
+                    if v.default is not inspect.Parameter.empty}
+        unknown = set(model_conf) - set(defaults)
+        if unknown:
+            raise ValueError(f"unknown model_conf keys for model mtl_st: {sorted(unknown)}")
+        weight = {k: float(model_conf.get(k, defaults[k])) for k in _WEIGHT_KEYS}
+
+        # 1. frontend / specaug / normalize / preencoder
+        if getattr(args, "input_size", None) is None:
+            frontend = frontend_choices.get_class(args.frontend)(**args.frontend_conf)
+            input_size = frontend.output_size()
+        else:
+            args.frontend = None
+            args.frontend_conf = {}
+            frontend = None
+            input_size = args.input_size
+        specaug = (specaug_choices.get_class(args.specaug)(**args.specaug_conf)
+                   if getattr(args, "specaug", None) is not None else None)
+        normalize = (normalize_choices.get_class(args.normalize)(**args.normalize_conf)
+                     if getattr(args, "normalize", None) is not None else None)
+        if getattr(args, "preencoder", None) is not None:
+            preencoder = preencoder_choices.get_class(args.preencoder)(**args.preencoder_conf)
+            input_size = preencoder.output_size()
+        else:
+            preencoder = None
+
+        # 2. acoustic encoder, textual size
+        encoder = encoder_choices.get_class(args.encoder)(
+            input_size=input_size, **args.encoder_conf
+        )
+        acoustic_size = encoder.output_size()
+        text_conf = _merge_textual_conf(model_conf.get("textual_encoder_conf"))
+        text_size = text_conf.get("output_size") or acoustic_size
+
+        # 3. decoder (shared by ST and MT)
+        if args.decoder == "transducer":
+            raise ValueError("decoder: transducer is not supported by model mtl_st (its "
+                             "decoder is shared with the MT path); use an attention decoder "
+                             "such as transformer")
+        decoder = decoder_choices.get_class(args.decoder)(
+            vocab_size=vocab_size, encoder_output_size=text_size, **args.decoder_conf
+        )
+
+        # 4. auxiliary heads, built only when used
+        ctc_conf = dict(getattr(args, "ctc_conf", None) or {})
+        ctc = None
+        if weight["asr_ctc_weight"] > 0 and src_vocab_size is not None:
+            ctc = CTC(odim=src_vocab_size, encoder_output_size=acoustic_size, **ctc_conf)
+        st_ctc = None
+        if weight["st_ctc_weight"] > 0:
+            st_ctc = CTC(odim=vocab_size, encoder_output_size=text_size, **ctc_conf)
+        extra_asr_decoder = None
+        if (weight["asr_att_weight"] > 0 and src_vocab_size is not None
+                and getattr(args, "extra_asr_decoder", None) is not None):
+            extra_asr_decoder = extra_asr_decoder_choices.get_class(args.extra_asr_decoder)(
+                vocab_size=src_vocab_size, encoder_output_size=acoustic_size,
+                **args.extra_asr_decoder_conf,
+            )
+
+        model = cls(
+            vocab_size=vocab_size,
+            token_list=token_list,
+            frontend=frontend,
+            specaug=specaug,
+            normalize=normalize,
+            preencoder=preencoder,
+            encoder=encoder,
+            decoder=decoder,
+            ctc=ctc,
+            st_ctc=st_ctc,
+            extra_asr_decoder=extra_asr_decoder,
+            src_vocab_size=src_vocab_size,
+            src_token_list=src_token_list,
+            **model_conf,
+        )
+        if getattr(args, "init", None) is not None:
+            initialize(model, args.init)
+        return model
+
+    # ------------------------------------------------------------------------
+    # encoders
+    # ------------------------------------------------------------------------
+    def _extract_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor):
+        assert speech_lengths.dim() == 1, speech_lengths.shape
+        speech = speech[:, : speech_lengths.max()]
+        if self.frontend is not None:
+            return self.frontend(speech, speech_lengths)
+        return speech, speech_lengths
+
+    def encode_acoustic(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Frontend -> specaug (train) -> normalize -> [preencoder] -> acoustic encoder."""
+        with torch.autocast(device_type=speech.device.type, enabled=False):
+            feats, feats_lengths = self._extract_feats(speech, speech_lengths)
+            if self.specaug is not None and self.training:
+                feats, feats_lengths = self.specaug(feats, feats_lengths)
+            if self.normalize is not None:
+                feats, feats_lengths = self.normalize(feats, feats_lengths)
+        if self.preencoder is not None:
+            feats, feats_lengths = self.preencoder(feats, feats_lengths)
+        out, out_lens, _ = self.encoder(feats, feats_lengths)
+        if isinstance(out, tuple):  # encoders with intermediate CTC outputs
+            out = out[0]
+        return out, out_lens
+
+    def encode_textual(
+        self, acoustic_out: torch.Tensor, acoustic_lens: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(Linear) -> shared textual encoder, for acoustic-encoder outputs."""
+        xs = acoustic_out if self.encoder_proj is None else self.encoder_proj(acoustic_out)
+        return self.textual_encoder(xs, acoustic_lens)
+
+    def encode(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        return_int_enc: bool = False,
+    ):
+        """Speech -> decoder input (textual-encoder output). Used by st_inference.py.
+
+        Returns (enc, enc_lens), or with `return_int_enc=True`
+        (enc, enc_lens, acoustic_enc, acoustic_enc_lens) as ESPnetSTModel does.
+        """
+        acoustic_out, acoustic_lens = self.encode_acoustic(speech, speech_lengths)
+        out, out_lens = self.encode_textual(acoustic_out, acoustic_lens)
+        if return_int_enc:
+            return out, out_lens, acoustic_out, acoustic_lens
+        return out, out_lens
+
+    def encode_text(
+        self, src_text: torch.Tensor, src_text_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """MT path: transcript tokens -> embedding + positions -> textual encoder."""
+        if self.mt_embed is None:
+            raise RuntimeError(
+                "this model has no MT path (built with mt_weight = consistency_weight = 0)"
+            )
+        src_text = src_text[:, : src_text_lengths.max()]
+        tokens = src_text.masked_fill(src_text < 0, 0)
+        xs = self.mt_pos_enc(self.mt_embed(tokens))
+        return self.textual_encoder(xs, src_text_lengths)
+
+    # ------------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------------
+    def _norm(self, total: torch.Tensor, batch_size: int, num_tokens) -> torch.Tensor:
+        """Sum over tokens -> ESPnet's normalisation (batch size or token count)."""
+        if self.length_normalized_loss:
+            return total / max(float(num_tokens), 1.0)
+        return total / batch_size
+
+    @staticmethod
+    def _valid(lens: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        """(B, T) True on the valid frames of xs (B, T, D)."""
+        return ~make_pad_mask(lens, maxlen=xs.size(1)).to(xs.device)
+
+    def _decode(self, enc, enc_lens, ys_in_pad, ys_in_lens):
+        logits, _ = self.decoder(enc, enc_lens, ys_in_pad, ys_in_lens)
+        return logits
+
+    def forward(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        src_text: Optional[torch.Tensor] = None,
+        src_text_lengths: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        assert text_lengths.dim() == 1, text_lengths.shape
+        assert speech.shape[0] == speech_lengths.shape[0] == text.shape[0] == \
+            text_lengths.shape[0], (speech.shape, speech_lengths.shape, text.shape,
+                                    text_lengths.shape)
+        batch_size = speech.shape[0]
+        needs_src = (self.asr_ctc_weight > 0 or self.asr_att_weight > 0
+                     or self.mt_weight > 0 or self.consistency_weight > 0)
+        if needs_src and (src_text is None or src_text_lengths is None):
+            raise ValueError(
+                "model mtl_st: asr_ctc_weight, asr_att_weight, mt_weight or "
+                "consistency_weight > 0 needs the source transcript: add src_text to the "
+                "training data (--train_data_path_and_name_and_type <dir>/text.<src>,"
+                "src_text,text)"
+            )
+        text = text.masked_fill(text == -1, self.ignore_id)
+        text = text[:, : text_lengths.max()]
+        if src_text is not None:
+            assert src_text.shape[0] == batch_size, (src_text.shape, batch_size)
+            src_text = src_text[:, : src_text_lengths.max()]
+
+        rdrop = self.rdrop_weight > 0
+        if rdrop:
+            # One forward over [batch; batch]: two independent dropout samples.
+            sp, sp_lens = double_batch(speech), double_batch(speech_lengths)
+            ys, ys_lens = double_batch(text), double_batch(text_lengths)
+            if src_text is not None:
+                src, src_lens = double_batch(src_text), double_batch(src_text_lengths)
+            else:
+                src, src_lens = None, None
+        else:
+            sp, sp_lens, ys, ys_lens = speech, speech_lengths, text, text_lengths
+            src, src_lens = src_text, src_text_lengths
+        n_copies = 2 if rdrop else 1
+        speech_batch = batch_size * n_copies
+
+        zero = speech.new_zeros(())
+        stats: Dict[str, Optional[torch.Tensor]] = {}
+
+        # 1. speech encoders
+        acoustic_out, acoustic_lens = self.encode_acoustic(sp, sp_lens)
+        enc, enc_lens = self.encode_textual(acoustic_out, acoustic_lens)
+
+        # 2. ST attention decoder (CE averaged over the copies under R-drop)
+        ys_in_pad, ys_out_pad = add_sos_eos(ys, self.sos, self.eos, self.ignore_id)
+        ys_in_lens = ys_lens + 1
+        st_logits = self._decode(enc, enc_lens, ys_in_pad, ys_in_lens)
+        loss_st = self.criterion_st(st_logits, ys_out_pad)
+        acc = th_accuracy(st_logits.reshape(-1, self.vocab_size), ys_out_pad,
+                          ignore_label=self.ignore_id)
+        bleu = None
+        if not self.training and self.mt_error_calculator is not None:
+            bleu = self.mt_error_calculator(st_logits.argmax(-1).cpu(), ys.cpu())
+        tgt_mask = ys_out_pad != self.ignore_id
+
+        # 3. R-drop between the two copies
+        if rdrop:
+            l1, l2 = split_doubled_batch(st_logits, batch_size)
+            m1, _ = split_doubled_batch(tgt_mask, batch_size)
+            reduction = "mean_tokens" if self.length_normalized_loss else "sum"
+            loss_rd = rdrop_loss(l1, l2, m1, reduction=reduction)
+            if not self.length_normalized_loss:
+                loss_rd = loss_rd / batch_size
+        else:
+            loss_rd = zero
+
+        # 4. ASR CTC on the acoustic encoder
+        if self.asr_ctc_weight > 0:
+            loss_asr_ctc = self.ctc(acoustic_out, acoustic_lens, src, src_lens)
+        else:
+            loss_asr_ctc = zero
+
+        # 5. ASR attention decoder on the acoustic encoder
+        acc_asr = None
+        if self.asr_att_weight > 0:
+            src_in, src_out = add_sos_eos(src, self.src_sos, self.src_eos, self.ignore_id)
+            asr_logits, _ = self.extra_asr_decoder(acoustic_out, acoustic_lens, src_in,
+                                                   src_lens + 1)
+            loss_asr_att = self.criterion_asr(asr_logits, src_out)
+            acc_asr = th_accuracy(asr_logits.reshape(-1, self.src_vocab_size), src_out,
+                                  ignore_label=self.ignore_id)
+        else:
+            loss_asr_att = zero
+
+        # 6. target-side CTC on the textual encoder
+        if self.st_ctc_weight > 0:
+            loss_st_ctc = self.st_ctc(enc, enc_lens, ys, ys_lens)
+        else:
+            loss_st_ctc = zero
+
+        # 7. MT through the shared textual encoder and decoder (single copy)
+        acc_mt = None
+        loss_mt = zero
+        loss_cr = zero
+        if self.mt_weight > 0 or self.consistency_weight > 0:
+            mt_enc, mt_enc_lens = self.encode_text(src_text, src_text_lengths)
+            mt_in, mt_out = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
+            mt_logits = self._decode(mt_enc, mt_enc_lens, mt_in, text_lengths + 1)
+            if self.mt_weight > 0:
+                loss_mt = self.criterion_st(mt_logits, mt_out)
+                acc_mt = th_accuracy(mt_logits.reshape(-1, self.vocab_size), mt_out,
+                                     ignore_label=self.ignore_id)
+
+            # 8. cross-modal consistency (against every speech copy)
+            if self.consistency_weight > 0:
+                reduction = "mean_tokens" if self.length_normalized_loss else "sum"
+                if self.consistency_type == "enc_mse":
+                    mt_h = double_batch(mt_enc) if rdrop else mt_enc
+                    mt_h_lens = double_batch(mt_enc_lens) if rdrop else mt_enc_lens
+                    loss_cr = consistency_loss(
+                        None, None, None, kind="enc_mse",
+                        detach_mt=self.consistency_detach_mt,
+                        st_hidden=enc, mt_hidden=mt_h,
+                        hidden_mask=self._valid(enc_lens, enc),
+                        mt_hidden_mask=self._valid(mt_h_lens, mt_h),
+                        pool="mean", reduction=reduction,
+                    )
+                    if not self.length_normalized_loss:  # else: a mean already
+                        loss_cr = loss_cr / speech_batch
+                else:
+                    mt_l = double_batch(mt_logits) if rdrop else mt_logits
+                    loss_cr = consistency_loss(
+                        st_logits, mt_l, tgt_mask, kind=self.consistency_type,
+                        direction=self.consistency_direction,
+                        detach_mt=self.consistency_detach_mt,
+                        temperature=self.consistency_temperature, reduction=reduction,
+                    )
+                    if not self.length_normalized_loss:
+                        loss_cr = loss_cr / speech_batch
+
+        loss = (
+            loss_st
+            + self.asr_ctc_weight * loss_asr_ctc
+            + self.asr_att_weight * loss_asr_att
+            + self.mt_weight * loss_mt
+            + self.st_ctc_weight * loss_st_ctc
+            + self.consistency_weight * loss_cr
+            + self.rdrop_weight * loss_rd
+        )
+        stats = dict(
+            loss=loss.detach(),
+            loss_st=loss_st.detach(),
+            loss_asr_ctc=loss_asr_ctc.detach(),
+            loss_asr_att=loss_asr_att.detach(),
+            loss_mt=loss_mt.detach(),
+            loss_st_ctc=loss_st_ctc.detach(),
+            loss_cr=loss_cr.detach(),
+            loss_rd=loss_rd.detach(),
+            acc=acc,
+            acc_mt=acc_mt,
+            acc_asr=acc_asr,
+            bleu=bleu,
+        )
+        loss, stats, weight = force_gatherable((loss, stats, batch_size), loss.device)
+        return loss, stats, weight
+
+    def collect_feats(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        text: Optional[torch.Tensor] = None,
+        text_lengths: Optional[torch.Tensor] = None,
+        src_text: Optional[torch.Tensor] = None,
+        src_text_lengths: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Dict[str, torch.Tensor]:
+        feats, feats_lengths = self._extract_feats(speech, speech_lengths)
+        return {"feats": feats, "feats_lengths": feats_lengths}
+
