@@ -1,10 +1,10 @@
-"""Demo corpus, equal wall-clock budget: ESPnet's ST model against `mtl_st`.
+"""Demo corpus, equal training budget: ESPnet's ST model against `mtl_st`.
 
 One recipe copy, stages 1-10 once, then for each model stages 11-13 with its
 own `--st_tag`:
 
     baseline    conf/train_st.yaml (ESPnetSTModel), its max_epoch (20): the
-                stage-11 wall time of this run is the budget B
+                stage-11 cost of this run is the budget B
     mt_cr       conf/train_st_mtl.yaml with rdrop_weight 0: MT path
                 (alpha_t 0.5) + softmax-KL consistency (beta 1.0)
     mt_rdrop    conf/train_st_mtl.yaml with consistency_weight 0: MT path +
@@ -13,12 +13,16 @@ own `--st_tag`:
                 only with --variants ... mt_cr_rdrop)
 
 Budget matching: a variant first trains 1 epoch (stage 11 with --max_epoch 1)
-and its wall time t1 (start-up included, so the estimate errs on the short
-side) sets its epoch count E = floor(B / t1); training then resumes from the
+and its cost t1 (start-up included, so the estimate errs on the short side)
+sets its epoch count E = floor(B / t1); training then resumes from the
 checkpoint up to E epochs. The warm-up LR schedule does not depend on
-max_epoch, so this is the same run as training E epochs directly. The JSON
-reports each model's epochs, its real stage-11 wall time and the ratio to B,
-and BLEU / chrF on tst-COMMON.
+max_epoch, so this is the same run as training E epochs directly.
+
+B and t1 are CPU seconds of the stage (user + system of all its processes),
+not wall seconds: training uses every core, so on an otherwise idle machine
+the two budgets are the same, but CPU time does not grow when something
+else shares the machine during the hour this takes. The JSON reports both,
+each model's epochs and its ratio to B, and BLEU / chrF / TER on tst-COMMON.
 
     python bench/bench_demo_budget.py [--workdir DIR] [--variants mt_cr mt_rdrop]
                                       [--out result.json]
@@ -28,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,9 +52,14 @@ VARIANTS = {
 }
 
 
-def run(recipe: Path, log: Path, *args: str) -> float:
-    """./run.sh ARGS with output to `log`; returns the wall seconds (raises on failure)."""
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(recipe: Path, log: Path, *args: str) -> tuple[float, float]:
+    """./run.sh ARGS with output to `log`; returns (CPU seconds, wall seconds)."""
+    t0, c0 = time.perf_counter(), _children_cpu()
     with open(log, "a") as f:
         f.write(f"\n### ./run.sh {' '.join(args)}\n")
         f.flush()
@@ -56,7 +67,7 @@ def run(recipe: Path, log: Path, *args: str) -> float:
                             stderr=subprocess.STDOUT).returncode
     if rc:
         sys.exit(f"./run.sh {' '.join(args)} failed (rc {rc}); see {log}")
-    return time.perf_counter() - t0
+    return _children_cpu() - c0, time.perf_counter() - t0
 
 
 def score(recipe: Path, tag: str) -> dict:
@@ -83,11 +94,13 @@ def main():
     print(f"bench_demo_budget: {recipe} (log: {log})", file=sys.stderr, flush=True)
 
     run(recipe, log, "--stage", "1", "--stop_stage", "10")
-    budget = run(recipe, log, "--stage", "11", "--stop_stage", "11", "--st_tag", "baseline")
+    budget, budget_wall = run(recipe, log, "--stage", "11", "--stop_stage", "11",
+                              "--st_tag", "baseline")
     run(recipe, log, "--stage", "12", "--stop_stage", "13", "--st_tag", "baseline")
     base_conf = yaml.safe_load((recipe / "conf" / "train_st.yaml").read_text())
     rows = {"baseline": {"config": "conf/train_st.yaml", "epochs": base_conf["max_epoch"],
-                         "train_seconds": round(budget, 1), "ratio_to_budget": 1.0,
+                         "train_cpu_seconds": round(budget, 1),
+                         "train_wall_seconds": round(budget_wall, 1), "ratio_to_budget": 1.0,
                          **score(recipe, "baseline")}}
     print(json.dumps({"baseline": rows["baseline"]}), file=sys.stderr, flush=True)
 
@@ -99,19 +112,21 @@ def main():
         path.write_text(f"# bench_demo_budget.py: conf/train_st_mtl.yaml with "
                         f"{VARIANTS[name] or 'no change'}\n" + yaml.safe_dump(conf, sort_keys=False))
         common = ["--st_config", str(path.relative_to(recipe)), "--st_tag", name]
-        t1 = run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
-                 "--st_args", "--max_epoch 1")
+        t1, w1 = run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
+                     "--st_args", "--max_epoch 1")
         epochs = max(1, math.floor(budget / t1))
-        rest = run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
-                   "--st_args", f"--max_epoch {epochs}") if epochs > 1 else 0.0
+        rest, w_rest = run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
+                           "--st_args", f"--max_epoch {epochs}") if epochs > 1 else (0.0, 0.0)
         run(recipe, log, "--stage", "12", "--stop_stage", "13", *common)
         rows[name] = {"config": str(path.relative_to(recipe)), "model_conf_overrides": VARIANTS[name],
-                      "first_epoch_seconds": round(t1, 1), "epochs": epochs,
-                      "train_seconds": round(t1 + rest, 1),
+                      "first_epoch_cpu_seconds": round(t1, 1), "epochs": epochs,
+                      "train_cpu_seconds": round(t1 + rest, 1),
+                      "train_wall_seconds": round(w1 + w_rest, 1),
                       "ratio_to_budget": round((t1 + rest) / budget, 3), **score(recipe, name)}
         print(json.dumps({name: rows[name]}), file=sys.stderr, flush=True)
 
-    out = {"benchmark": "demo_equal_budget", "budget_seconds": round(budget, 1),
+    out = {"benchmark": "demo_equal_budget", "budget_cpu_seconds": round(budget, 1),
+           "cpu_count": os.cpu_count(),
            "test_set": "tst-COMMON.en-de", "models": rows,
            "bleu_vs_baseline": {k: round(v["bleu"] - rows["baseline"]["bleu"], 2)
                                 for k, v in rows.items() if k != "baseline"},

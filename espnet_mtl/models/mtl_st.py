@@ -484,6 +484,20 @@ class MTLSTModel(AbsESPnetModel):
         logits, _ = self.decoder(enc, enc_lens, ys_in_pad, ys_in_lens)
         return logits
 
+    @staticmethod
+    def _rows(mask: torch.Tensor) -> Optional[torch.Tensor]:
+        """Indices where mask is True; None when it is True everywhere (no copy needed)."""
+        return None if bool(mask.all()) else mask.nonzero(as_tuple=True)[0]
+
+    @staticmethod
+    def _take(x: Optional[torch.Tensor], idx: Optional[torch.Tensor]):
+        return x if idx is None or x is None else x.index_select(0, idx)
+
+    @staticmethod
+    def _both_copies(idx: Optional[torch.Tensor], n: int) -> Optional[torch.Tensor]:
+        """Row indices of a sub-batch selected in both halves of a doubled batch."""
+        return None if idx is None else torch.cat([idx, idx + n])
+
     def forward(
         self,
         speech: torch.Tensor,
@@ -494,6 +508,16 @@ class MTLSTModel(AbsESPnetModel):
         src_text_lengths: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        """Losses of one batch; each example contributes the losses its fields allow.
+
+        In a mixed-source batch (`espnet_mtl.mixed_source`) a length of 0 marks
+        a missing field: MT-only examples have no speech, ASR-only examples no
+        translation. ST (CE, R-drop, target CTC) uses the examples with speech
+        and translation, ASR those with speech and transcript, MT those with
+        transcript and translation, consistency those with all three. Each
+        loss is normalised by its own example (or token) count, so a pure ST
+        batch gives exactly the ST-only numbers.
+        """
         assert text_lengths.dim() == 1, text_lengths.shape
         assert speech.shape[0] == speech_lengths.shape[0] == text.shape[0] == \
             text_lengths.shape[0], (speech.shape, speech_lengths.shape, text.shape,
@@ -514,114 +538,151 @@ class MTLSTModel(AbsESPnetModel):
             assert src_text.shape[0] == batch_size, (src_text.shape, batch_size)
             src_text = src_text[:, : src_text_lengths.max()]
 
+        has_speech = speech_lengths > 0
+        has_tgt = text_lengths > 0
+        has_src = (src_text_lengths > 0 if src_text is not None
+                   else torch.zeros_like(has_speech))
+        is_st = has_speech & has_tgt
+        is_asr = has_speech & has_src
+        is_mt = has_src & has_tgt
+        n_st, n_asr, n_mt = int(is_st.sum()), int(is_asr.sum()), int(is_mt.sum())
+        use_asr = (self.asr_ctc_weight > 0 or self.asr_att_weight > 0) and n_asr > 0
+        use_mt_path = (self.mt_weight > 0 or self.consistency_weight > 0) and n_mt > 0
         rdrop = self.rdrop_weight > 0
-        if rdrop:
-            # One forward over [batch; batch]: two independent dropout samples.
-            sp, sp_lens = double_batch(speech), double_batch(speech_lengths)
-            ys, ys_lens = double_batch(text), double_batch(text_lengths)
-            if src_text is not None:
-                src, src_lens = double_batch(src_text), double_batch(src_text_lengths)
-            else:
-                src, src_lens = None, None
-        else:
-            sp, sp_lens, ys, ys_lens = speech, speech_lengths, text, text_lengths
-            src, src_lens = src_text, src_text_lengths
-        n_copies = 2 if rdrop else 1
-        speech_batch = batch_size * n_copies
+        copies = 2 if rdrop else 1
+        token_mean = "mean_tokens" if self.length_normalized_loss else "sum"
 
         zero = speech.new_zeros(())
-        stats: Dict[str, Optional[torch.Tensor]] = {}
+        loss_st = loss_rd = loss_asr_ctc = loss_asr_att = loss_st_ctc = zero
+        loss_mt = loss_cr = zero
+        acc = acc_mt = acc_asr = bleu = None
+        st_logits = enc = enc_lens = tgt_mask = None
 
-        # 1. speech encoders
-        acoustic_out, acoustic_lens = self.encode_acoustic(sp, sp_lens)
-        enc, enc_lens = self.encode_textual(acoustic_out, acoustic_lens)
+        # 1. acoustic encoder over the examples with speech (twice under R-drop:
+        # one forward over [batch; batch] gives two independent dropout samples)
+        n_sp = int(has_speech.sum())
+        if n_st > 0 or use_asr:
+            sp_idx = self._rows(has_speech)
+            sp, sp_lens = self._take(speech, sp_idx), self._take(speech_lengths, sp_idx)
+            if rdrop:
+                sp, sp_lens = double_batch(sp), double_batch(sp_lens)
+            acoustic_out, acoustic_lens = self.encode_acoustic(sp, sp_lens)
+            sub = lambda mask: self._rows(mask[has_speech])  # rows within the speech batch
 
-        # 2. ST attention decoder (CE averaged over the copies under R-drop)
-        ys_in_pad, ys_out_pad = add_sos_eos(ys, self.sos, self.eos, self.ignore_id)
-        ys_in_lens = ys_lens + 1
-        st_logits = self._decode(enc, enc_lens, ys_in_pad, ys_in_lens)
-        loss_st = self.criterion_st(st_logits, ys_out_pad)
-        acc = th_accuracy(st_logits.reshape(-1, self.vocab_size), ys_out_pad,
-                          ignore_label=self.ignore_id)
-        bleu = None
-        if not self.training and self.mt_error_calculator is not None:
-            bleu = self.mt_error_calculator(st_logits.argmax(-1).cpu(), ys.cpu())
-        tgt_mask = ys_out_pad != self.ignore_id
+        # 2. ST: textual encoder + shared decoder (CE averaged over the copies)
+        if n_st > 0:
+            st_pos = sub(has_tgt)
+            st_pos2 = self._both_copies(st_pos, n_sp) if rdrop else st_pos
+            enc, enc_lens = self.encode_textual(self._take(acoustic_out, st_pos2),
+                                                self._take(acoustic_lens, st_pos2))
+            st_idx = self._rows(is_st)
+            ys, ys_lens = self._take(text, st_idx), self._take(text_lengths, st_idx)
+            ys = ys[:, : ys_lens.max()]
+            if rdrop:
+                ys, ys_lens = double_batch(ys), double_batch(ys_lens)
+            ys_in_pad, ys_out_pad = add_sos_eos(ys, self.sos, self.eos, self.ignore_id)
+            st_logits = self._decode(enc, enc_lens, ys_in_pad, ys_lens + 1)
+            loss_st = self.criterion_st(st_logits, ys_out_pad)
+            acc = th_accuracy(st_logits.reshape(-1, self.vocab_size), ys_out_pad,
+                              ignore_label=self.ignore_id)
+            if not self.training and self.mt_error_calculator is not None:
+                bleu = self.mt_error_calculator(st_logits.argmax(-1).cpu(), ys.cpu())
+            tgt_mask = ys_out_pad != self.ignore_id
 
-        # 3. R-drop between the two copies
-        if rdrop:
-            l1, l2 = split_doubled_batch(st_logits, batch_size)
-            m1, _ = split_doubled_batch(tgt_mask, batch_size)
-            reduction = "mean_tokens" if self.length_normalized_loss else "sum"
-            loss_rd = rdrop_loss(l1, l2, m1, reduction=reduction)
-            if not self.length_normalized_loss:
-                loss_rd = loss_rd / batch_size
-        else:
-            loss_rd = zero
+            # 3. R-drop between the two copies
+            if rdrop:
+                l1, l2 = split_doubled_batch(st_logits, n_st)
+                m1, _ = split_doubled_batch(tgt_mask, n_st)
+                loss_rd = rdrop_loss(l1, l2, m1, reduction=token_mean)
+                if not self.length_normalized_loss:
+                    loss_rd = loss_rd / n_st
 
-        # 4. ASR CTC on the acoustic encoder
-        if self.asr_ctc_weight > 0:
-            loss_asr_ctc = self.ctc(acoustic_out, acoustic_lens, src, src_lens)
-        else:
-            loss_asr_ctc = zero
+            # 4. target-side CTC on the textual encoder
+            if self.st_ctc_weight > 0:
+                loss_st_ctc = self.st_ctc(enc, enc_lens, ys, ys_lens)
 
-        # 5. ASR attention decoder on the acoustic encoder
-        acc_asr = None
-        if self.asr_att_weight > 0:
-            src_in, src_out = add_sos_eos(src, self.src_sos, self.src_eos, self.ignore_id)
-            asr_logits, _ = self.extra_asr_decoder(acoustic_out, acoustic_lens, src_in,
-                                                   src_lens + 1)
-            loss_asr_att = self.criterion_asr(asr_logits, src_out)
-            acc_asr = th_accuracy(asr_logits.reshape(-1, self.src_vocab_size), src_out,
-                                  ignore_label=self.ignore_id)
-        else:
-            loss_asr_att = zero
+        # 5. ASR heads on the acoustic encoder (CTC; attention decoder)
+        if use_asr:
+            asr_pos = sub(has_src)
+            asr_pos2 = self._both_copies(asr_pos, n_sp) if rdrop else asr_pos
+            hs, hs_lens = self._take(acoustic_out, asr_pos2), self._take(acoustic_lens, asr_pos2)
+            asr_idx = self._rows(is_asr)
+            src, src_lens = self._take(src_text, asr_idx), self._take(src_text_lengths, asr_idx)
+            src = src[:, : src_lens.max()]
+            if rdrop:
+                src, src_lens = double_batch(src), double_batch(src_lens)
+            if self.asr_ctc_weight > 0:
+                loss_asr_ctc = self.ctc(hs, hs_lens, src, src_lens)
+            if self.asr_att_weight > 0:
+                src_in, src_out = add_sos_eos(src, self.src_sos, self.src_eos, self.ignore_id)
+                asr_logits, _ = self.extra_asr_decoder(hs, hs_lens, src_in, src_lens + 1)
+                loss_asr_att = self.criterion_asr(asr_logits, src_out)
+                acc_asr = th_accuracy(asr_logits.reshape(-1, self.src_vocab_size), src_out,
+                                      ignore_label=self.ignore_id)
 
-        # 6. target-side CTC on the textual encoder
-        if self.st_ctc_weight > 0:
-            loss_st_ctc = self.st_ctc(enc, enc_lens, ys, ys_lens)
-        else:
-            loss_st_ctc = zero
-
-        # 7. MT through the shared textual encoder and decoder (single copy)
-        acc_mt = None
-        loss_mt = zero
-        loss_cr = zero
-        if self.mt_weight > 0 or self.consistency_weight > 0:
-            mt_enc, mt_enc_lens = self.encode_text(src_text, src_text_lengths)
-            mt_in, mt_out = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
-            mt_logits = self._decode(mt_enc, mt_enc_lens, mt_in, text_lengths + 1)
+        # 6. MT through the shared textual encoder and decoder (single copy)
+        if use_mt_path:
+            mt_idx = self._rows(is_mt)
+            mt_src = self._take(src_text, mt_idx)
+            mt_src_lens = self._take(src_text_lengths, mt_idx)
+            mt_enc, mt_enc_lens = self.encode_text(mt_src, mt_src_lens)
+            mt_ys, mt_ys_lens = self._take(text, mt_idx), self._take(text_lengths, mt_idx)
+            mt_ys = mt_ys[:, : mt_ys_lens.max()]
+            mt_in, mt_out = add_sos_eos(mt_ys, self.sos, self.eos, self.ignore_id)
+            mt_logits = self._decode(mt_enc, mt_enc_lens, mt_in, mt_ys_lens + 1)
             if self.mt_weight > 0:
                 loss_mt = self.criterion_st(mt_logits, mt_out)
                 acc_mt = th_accuracy(mt_logits.reshape(-1, self.vocab_size), mt_out,
                                      ignore_label=self.ignore_id)
 
-            # 8. cross-modal consistency (against every speech copy)
-            if self.consistency_weight > 0:
-                reduction = "mean_tokens" if self.length_normalized_loss else "sum"
+            # 7. cross-modal consistency on the examples with speech, transcript
+            # and translation, against every speech copy
+            is_cr = is_st & has_src
+            n_cr = int(is_cr.sum())
+            if self.consistency_weight > 0 and n_cr > 0:
+                if n_cr == n_st == n_mt:  # the same rows in the same order
+                    st_sel = mt_sel = None
+                    length = None
+                else:
+                    cr_rows = is_cr.nonzero(as_tuple=True)[0]
+                    st_sel = (is_st.long().cumsum(0) - 1)[cr_rows]
+                    mt_sel = (is_mt.long().cumsum(0) - 1)[cr_rows]
+                    length = int(text_lengths[cr_rows].max()) + 1
+                st_sel2 = self._both_copies(st_sel, n_st) if rdrop else st_sel
+                mt_sel2 = None if mt_sel is None else (torch.cat([mt_sel, mt_sel]) if rdrop
+                                                       else mt_sel)
                 if self.consistency_type == "enc_mse":
-                    mt_h = double_batch(mt_enc) if rdrop else mt_enc
-                    mt_h_lens = double_batch(mt_enc_lens) if rdrop else mt_enc_lens
+                    st_h, st_h_lens = self._take(enc, st_sel2), self._take(enc_lens, st_sel2)
+                    if mt_sel2 is None:
+                        mt_h = double_batch(mt_enc) if rdrop else mt_enc
+                        mt_h_lens = double_batch(mt_enc_lens) if rdrop else mt_enc_lens
+                    else:
+                        mt_h, mt_h_lens = mt_enc[mt_sel2], mt_enc_lens[mt_sel2]
                     loss_cr = consistency_loss(
                         None, None, None, kind="enc_mse",
                         detach_mt=self.consistency_detach_mt,
-                        st_hidden=enc, mt_hidden=mt_h,
-                        hidden_mask=self._valid(enc_lens, enc),
+                        st_hidden=st_h, mt_hidden=mt_h,
+                        hidden_mask=self._valid(st_h_lens, st_h),
                         mt_hidden_mask=self._valid(mt_h_lens, mt_h),
-                        pool="mean", reduction=reduction,
+                        pool="mean", reduction=token_mean,
                     )
-                    if not self.length_normalized_loss:  # else: a mean already
-                        loss_cr = loss_cr / speech_batch
                 else:
-                    mt_l = double_batch(mt_logits) if rdrop else mt_logits
+                    if mt_sel2 is None:
+                        st_l, mt_l, mask = st_logits, mt_logits, tgt_mask
+                        if rdrop:
+                            mt_l = double_batch(mt_l)
+                    else:
+                        st_l = st_logits[st_sel2, :length]
+                        mt_l = mt_logits[mt_sel2, :length]
+                        mask = tgt_mask[st_sel2, :length]
                     loss_cr = consistency_loss(
-                        st_logits, mt_l, tgt_mask, kind=self.consistency_type,
+                        st_l, mt_l, mask, kind=self.consistency_type,
                         direction=self.consistency_direction,
                         detach_mt=self.consistency_detach_mt,
-                        temperature=self.consistency_temperature, reduction=reduction,
+                        temperature=self.consistency_temperature, reduction=token_mean,
                     )
-                    if not self.length_normalized_loss:
-                        loss_cr = loss_cr / speech_batch
+                if not self.length_normalized_loss:  # else: a mean already
+                    loss_cr = loss_cr / (n_cr * copies)
 
         loss = (
             loss_st
@@ -632,15 +693,28 @@ class MTLSTModel(AbsESPnetModel):
             + self.consistency_weight * loss_cr
             + self.rdrop_weight * loss_rd
         )
+        if self.training and not loss.requires_grad:
+            raise RuntimeError(
+                f"model mtl_st: no example of this batch feeds a loss (batch of "
+                f"{batch_size}: {n_st} with speech+translation, {n_asr} with "
+                f"speech+transcript, {n_mt} with transcript+translation); check the "
+                "mixed-source data against the model_conf weights")
+
+        def stat(value, weight, rows):
+            # A weight-0 loss reads 0; a used loss with no example in this batch
+            # is missing (None: ESPnet's reporter skips it when averaging).
+            return value.detach() if weight == 0 or rows > 0 else None
+
         stats = dict(
             loss=loss.detach(),
-            loss_st=loss_st.detach(),
-            loss_asr_ctc=loss_asr_ctc.detach(),
-            loss_asr_att=loss_asr_att.detach(),
-            loss_mt=loss_mt.detach(),
-            loss_st_ctc=loss_st_ctc.detach(),
-            loss_cr=loss_cr.detach(),
-            loss_rd=loss_rd.detach(),
+            loss_st=stat(loss_st, 1.0, n_st),
+            loss_asr_ctc=stat(loss_asr_ctc, self.asr_ctc_weight, n_asr),
+            loss_asr_att=stat(loss_asr_att, self.asr_att_weight, n_asr),
+            loss_mt=stat(loss_mt, self.mt_weight, n_mt),
+            loss_st_ctc=stat(loss_st_ctc, self.st_ctc_weight, n_st),
+            loss_cr=stat(loss_cr, self.consistency_weight,
+                         int((is_st & has_src).sum())),
+            loss_rd=stat(loss_rd, self.rdrop_weight, n_st),
             acc=acc,
             acc_mt=acc_mt,
             acc_asr=acc_asr,

@@ -1,11 +1,12 @@
-"""Our ESPnet task: ESPnet's STTask plus a `--model` choice.
+"""Our ESPnet task: ESPnet's STTask plus a `--model` choice and mixed-source data.
 
 ESPnet's STTask hard-codes ESPnetSTModel in build_model. We extend it (as
 ESPnet's own S2STTask does) with a `model` ClassChoices slot whose first
 choice is ESPnet's own model (`espnet`, the baseline). Other choices are our
 model classes; each builds itself from the parsed arguments through a
 `build_from_task_args(args, task)` classmethod, so new models need no change
-here beyond one registration line.
+here beyond one registration line. Training data may add MT-only and
+ASR-only sources (`espnet_mtl.mixed_source`, `--train_mt_*` / `--train_asr_*`).
 
 Importing this module registers every class we add to ESPnet's choices
 (`espnet_mtl.registry`), so any process that builds a model through this task
@@ -22,7 +23,7 @@ from espnet2.tasks.st import STTask
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
 
-from espnet_mtl import registry
+from espnet_mtl import mixed_source, registry
 from espnet_mtl.checkpoints import repair_interrupted_checkpoints
 
 model_choices = ClassChoices(
@@ -49,6 +50,15 @@ class MTLSTTask(STTask):
             super().add_task_arguments(parser)
         finally:
             parser.conflict_handler = saved
+        mixed_source.add_arguments(parser)
+
+    @classmethod
+    def build_sequence_iter_factory(cls, args, iter_options, mode: str):
+        # Training batches may mix ST with MT-only / ASR-only data; validation
+        # and everything else are ESPnet's own iterators.
+        if mode == "train" and mixed_source.configured_sources(args):
+            return mixed_source.build_iter_factory(cls, args, iter_options, mode)
+        return super().build_sequence_iter_factory(args, iter_options, mode)
 
     @classmethod
     def main(cls, args: argparse.Namespace | None = None, cmd=None):
