@@ -1,5 +1,9 @@
 """Stage 13: sacreBLEU scoring of detokenized hypotheses, and RESULTS.md.
 
+Also scores the analysis paths of an `mtl_st` model (st.sh
+`--extra_decode_paths`): the MT path with the same BLEU, the ASR path with
+word and character error rates against the source transcript.
+
 Scores follow the ST convention (corpora.md): case-sensitive BLEU (13a, or
 the language's own tokenizer for zh / ja), chrF and TER on detokenized text,
 each with its sacreBLEU signature, plus ESPnet's case-insensitive,
@@ -85,6 +89,38 @@ def score_st(hyp_file: str | os.PathLike, ref_file: str | os.PathLike, tgt_lang:
     }
 
 
+def score_asr(hyp_file: str | os.PathLike, ref_file: str | os.PathLike) -> dict:
+    """WER and CER (edit distance over words / characters without spaces)."""
+    import editdistance
+
+    keys, hyps, refs = _aligned(str(hyp_file), str(ref_file))
+    totals = {"word": [0, 0], "char": [0, 0]}
+    for hyp, ref in zip(hyps, refs):
+        for unit, (h, r) in (("word", (hyp.split(), ref.split())),
+                             ("char", (list("".join(hyp.split())), list("".join(ref.split()))))):
+            totals[unit][0] += editdistance.eval(h, r)
+            totals[unit][1] += len(r)
+    if totals["word"][1] == 0:
+        raise ScoringError(f"{ref_file}: every reference is empty; nothing to score")
+    return {
+        "wer": round(100.0 * totals["word"][0] / totals["word"][1], 2),
+        "cer": round(100.0 * totals["char"][0] / max(totals["char"][1], 1), 2),
+        "word_errors": totals["word"][0], "ref_words": totals["word"][1],
+        "num_sentences": len(keys), "hyp_file": str(hyp_file), "ref_file": str(ref_file),
+    }
+
+
+def write_asr_result(result: dict, out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir) / "result.json"
+    with atomic_open(out) as f:
+        json.dump(result, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    with atomic_open(Path(out_dir) / "result.txt") as f:
+        f.write(f"WER {result['wer']} ({result['word_errors']}/{result['ref_words']})  "
+                f"CER {result['cer']}\n")
+    return out
+
+
 def write_result(result: dict, out_dir: str | os.PathLike) -> Path:
     out = Path(out_dir) / "result.json"
     with atomic_open(out) as f:
@@ -109,11 +145,28 @@ def write_results_md(st_exp: str | os.PathLike) -> Path:
         rows.append(f"| {tag} | {test_set} | {r['bleu']} | {r['chrf']} | {r['ter']} | "
                     f"{r['bleu_lc_rm']} | {r['num_sentences']} | {r['remove_tags']} |")
         signatures.update((r["bleu_signature"], r["chrf_signature"], r["ter_signature"]))
+    # Analysis paths of an mtl_st model (st.sh --extra_decode_paths)
+    for path in sorted(st_exp.glob("*/*/mt_path/score_bleu/result.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        tag, test_set = path.parts[-5], path.parts[-4]
+        rows.append(f"| {tag} | {test_set} (MT path: transcript in) | {r['bleu']} | "
+                    f"{r['chrf']} | {r['ter']} | {r['bleu_lc_rm']} | {r['num_sentences']} | "
+                    f"{r['remove_tags']} |")
+        signatures.update((r["bleu_signature"], r["chrf_signature"], r["ter_signature"]))
+    asr_rows = []
+    for path in sorted(st_exp.glob("*/*/asr_path/score_wer/result.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        asr_rows.append(f"| {path.parts[-5]} | {path.parts[-4]} | {r['wer']} | {r['cer']} | "
+                        f"{r['num_sentences']} |")
+    if asr_rows:
+        asr_rows = ["", "ASR path (source transcript, as the training data's source text):",
+                    "", "| inference | test set | WER | CER | sentences |", "|---|---|---|---|---|",
+                    *asr_rows]
     lines = [f"# RESULTS: {st_exp.name}", "",
              "Detokenized, case-sensitive sacreBLEU; `BLEU lc.rm` is lowercased and "
              "punctuation-free (ESPnet's second number).", "",
              "| inference | test set | BLEU | chrF | TER | BLEU lc.rm | sentences | tags removed |",
-             "|---|---|---|---|---|---|---|---|", *rows, "", "Signatures:", "",
+             "|---|---|---|---|---|---|---|---|", *rows, *asr_rows, "", "Signatures:", "",
              *[f"- `{s}`" for s in sorted(signatures)], ""]
     out = st_exp / "RESULTS.md"
     with atomic_open(out) as f:

@@ -121,6 +121,30 @@ def test_stages_4_to_13_with_a_killed_and_resumed_training(recipe):
     assert "tst-COMMON.en-de" in (exp / "RESULTS.md").read_text()
 
 
+def test_mtl_st_with_mt_and_asr_path_decoding(recipe):
+    # Reuses the stage 1-10 outputs of the previous test.
+    run(recipe, "--stage", "11", "--stop_stage", "13", "--st_config", "conf/train_st_mtl.yaml",
+        "--st_tag", "mtl", "--st_args", "--max_epoch 1 --keep_nbest_models 1",
+        "--extra_decode_paths", "mt asr")
+    exp = recipe / "exp" / "st_mtl"
+    assert "model: mtl_st" in (exp / "config.yaml").read_text()
+    log = (exp / "train.log").read_text()
+    for key in ("loss_mt=", "loss_cr=", "loss_rd=", "loss_asr_ctc="):
+        assert key in log, key  # every loss term in the training stats
+    test = next(exp.glob("*/tst-COMMON.en-de"))
+    for path in ("mt_path", "asr_path"):
+        assert len((test / path / "text").read_text().splitlines()) == 16, path
+    mt = json.loads((test / "mt_path" / "score_bleu" / "result.json").read_text())
+    asr = json.loads((test / "asr_path" / "score_wer" / "result.json").read_text())
+    assert mt["num_sentences"] == 16 and 0 <= mt["bleu"] <= 100
+    assert asr["num_sentences"] == 16 and asr["wer"] >= 0
+    results = (exp / "RESULTS.md").read_text()
+    assert "(MT path: transcript in)" in results and "| WER | CER |" in results
+    r = run(recipe, "--stage", "12", "--stop_stage", "12", "--st_tag", "mtl",
+            "--extra_decode_paths", "mt lm", check=False)
+    assert r.returncode != 0 and "'lm' is not a path" in r.stderr
+
+
 def test_speed_perturbation_fbank_and_joint_tokens_through_decoding(recipe):
     run(recipe, "--stage", "2", "--dumpdir", "dump_fbank", "--expdir", "exp_fbank",
         "--feats_type", "fbank", "--speed_perturb_factors", "0.9 1.0 1.1", "--st_tag", "fbank",

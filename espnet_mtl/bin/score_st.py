@@ -1,22 +1,47 @@
-"""`python -m espnet_mtl.bin.score_st`: stage 13 scoring of one test set, then RESULTS.md."""
+"""`python -m espnet_mtl.bin.score_st`: stage 13 scoring of one test set, then RESULTS.md.
+
+`--metric bleu` (default; ST and the MT path) or `--metric wer` (the ASR
+path of an mtl_st model: WER/CER against the source transcript).
+"""
 
 import argparse
 import sys
 
 from espnet_mtl.fileio import TableError
-from espnet_mtl.scoring import ScoringError, score_st, write_result, write_results_md
+from espnet_mtl.scoring import (
+    ScoringError,
+    score_asr,
+    score_st,
+    write_asr_result,
+    write_result,
+    write_results_md,
+)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--hyp", required=True, help="Kaldi text: <utt> <detokenized hypothesis>")
     p.add_argument("--ref", required=True, help="Kaldi text: <utt> <reference>")
-    p.add_argument("--tgt_lang", required=True)
+    p.add_argument("--tgt_lang", help="target language (BLEU tokenizer); needed for bleu")
+    p.add_argument("--metric", default="bleu", choices=["bleu", "wer"])
     p.add_argument("--out_dir", required=True, help="writes result.json and result.txt here")
     p.add_argument("--remove_tags", default="false", choices=["true", "false"])
     p.add_argument("--moses_detok", default="false", choices=["true", "false"])
     p.add_argument("--st_exp", help="also rewrite <st_exp>/RESULTS.md")
     args = p.parse_args(argv)
+    if args.metric == "wer":
+        try:
+            result = score_asr(args.hyp, args.ref)
+        except (ScoringError, TableError, OSError) as e:
+            print(f"score_st: error: {e}", file=sys.stderr)
+            return 1
+        out = write_asr_result(result, args.out_dir)
+        print(f"{out}: WER {result['wer']} CER {result['cer']}")
+        if args.st_exp:
+            print(f"wrote {write_results_md(args.st_exp)}")
+        return 0
+    if not args.tgt_lang:
+        p.error("--tgt_lang is required with --metric bleu")
     try:
         result = score_st(args.hyp, args.ref, args.tgt_lang,
                           remove_tags=args.remove_tags == "true",

@@ -91,6 +91,8 @@ st_model=espnet        # The --model choice of our task when st_config does not 
 inference_tag=         # Suffix to the result dir for decoding.
 inference_config=      # Config for decoding.
 inference_args=        # Arguments for decoding, e.g., "--lm_weight 0.1".
+extra_decode_paths=    # mtl_st models: "mt", "asr" or "mt asr": also decode the MT path (transcript in)
+                       # and the ASR path (stage 12), scored with BLEU and WER (stage 13).
 inference_st_model=valid.acc.ave.pth # ST model path for decoding.
 remove_tags=false      # Remove (Applause)-style tags before scoring.
 
@@ -158,6 +160,12 @@ if [ -z "${inference_tag}" ]; then
     inference_tag+="_st_model_$(echo "${inference_st_model}" | sed -e 's/\//_/g' -e 's/\.[^.]*$//g')"
 fi
 if [ -n "${speed_perturb_factors}" ]; then _train_set=${train_set}_sp; else _train_set=${train_set}; fi
+for _path in ${extra_decode_paths}; do
+    case "${_path}" in
+        mt|asr) ;;
+        *) log "Error: --extra_decode_paths '${extra_decode_paths}': '${_path}' is not a path; use mt, asr or \"mt asr\""; exit 1 ;;
+    esac
+done
 
 # Stage bookkeeping: a directory is trusted only once its .done exists.
 stage_begin() { rm -rf "$1"; mkdir -p "$1"; }
@@ -376,6 +384,24 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
                 --st_model_file "${st_exp}/${inference_st_model}" \
                 --output_dir "${_dir}/output.JOB" "${_inf_opts[@]}" ${inference_args}
         ${python} -m espnet_mtl.bin.merge_decode_outputs "${_dir}" "${_nj}"
+        for _path in ${extra_decode_paths}; do
+            _pdir=${_dir}/${_path}_path
+            _model_opts=(--"${_path}"_train_config "${st_exp}/config.yaml"
+                         --"${_path}"_model_file "${st_exp}/${inference_st_model}")
+            if [ "${_path}" = mt ]; then
+                _pdata="${_data}/${src_text_name},src_text,text"
+            else
+                _pdata="${_data}/${_scp},speech,${_type}"
+            fi
+            log "Stage 12: ${_path} path of ${dset} -> ${_pdir}"
+            # shellcheck disable=SC2086
+            ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_pdir}/logs/${_path}_inference.JOB.log" \
+                ${python} -m espnet_mtl.bin.path_inference "${_path}" --batch_size 1 \
+                    --ngpu "${_ngpu}" --data_path_and_name_and_type "${_pdata}" \
+                    --key_file "${_data}/split${_nj}/JOB/${_scp}" "${_model_opts[@]}" \
+                    --output_dir "${_pdir}/output.JOB" "${_inf_opts[@]}" ${inference_args}
+            ${python} -m espnet_mtl.bin.merge_decode_outputs "${_pdir}" "${_nj}"
+        done
         stage_done "${_dir}"
     done
 fi
@@ -388,6 +414,18 @@ if [ ${stage} -le 13 ] && [ ${stop_stage} -ge 13 ]; then
         ${python} -m espnet_mtl.bin.score_st --hyp "${_dir}/text" \
             --ref "${data_feats}/${dset}/${tgt_text_name}" --tgt_lang "${tgt_lang}" \
             --remove_tags "${remove_tags}" --out_dir "${_dir}/score_bleu" --st_exp "${st_exp}"
+        for _path in ${extra_decode_paths}; do
+            if [ "${_path}" = mt ]; then
+                ${python} -m espnet_mtl.bin.score_st --hyp "${_dir}/mt_path/text" \
+                    --ref "${data_feats}/${dset}/${tgt_text_name}" --tgt_lang "${tgt_lang}" \
+                    --remove_tags "${remove_tags}" --out_dir "${_dir}/mt_path/score_bleu" \
+                    --st_exp "${st_exp}"
+            else
+                ${python} -m espnet_mtl.bin.score_st --metric wer --hyp "${_dir}/asr_path/text" \
+                    --ref "${data_feats}/${dset}/${src_text_name}" \
+                    --out_dir "${_dir}/asr_path/score_wer" --st_exp "${st_exp}"
+            fi
+        done
     done
     cat "${st_exp}/RESULTS.md"
 fi

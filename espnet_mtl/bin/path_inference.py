@@ -1,0 +1,57 @@
+"""Decode one path of an `mtl_st` model with ESPnet's own inference programs.
+
+    python -m espnet_mtl.bin.path_inference mt  <espnet2.bin.mt_inference options>
+    python -m espnet_mtl.bin.path_inference asr <espnet2.bin.asr_inference options>
+
+`mt` reads transcripts (`--data_path_and_name_and_type <dir>/text.<src>,src_text,text`)
+and takes `--mt_train_config/--mt_model_file`; `asr` reads speech and takes
+`--asr_train_config/--asr_model_file`; a model without an ASR attention
+decoder (asr_att_weight 0) is decoded with its CTC alone (`--ctc_weight 1.0`
+is then forced). Outputs are ESPnet's: `<output_dir>/1best_recog/text`.
+"""
+
+import logging
+import sys
+
+import yaml
+
+from espnet_mtl.path_inference import ASRPathTask, MTPathTask
+
+USAGE = __doc__
+
+
+def _has_asr_decoder(argv) -> bool:
+    config = None
+    for a, b in zip(argv, argv[1:]):
+        if a == "--asr_train_config":
+            config = b
+    if config is None:
+        return True  # ESPnet reports the missing option itself
+    with open(config, encoding="utf-8") as f:
+        conf = yaml.safe_load(f) or {}
+    return float((conf.get("model_conf") or {}).get("asr_att_weight", 0.0)) > 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("mt", "asr"):
+        sys.exit(f"usage: first argument 'mt' or 'asr'\n{USAGE}")
+    path, rest = argv[0], argv[1:]
+    if path == "mt":
+        import espnet2.bin.mt_inference as inference
+
+        inference.MTTask = MTPathTask
+    else:
+        import espnet2.bin.asr_inference as inference
+
+        inference.ASRTask = ASRPathTask
+        if not _has_asr_decoder(rest):
+            logging.basicConfig(level=logging.INFO)
+            logging.info("no ASR attention decoder in this model: CTC-only decoding "
+                         "(--ctc_weight 1.0)")
+            rest += ["--ctc_weight", "1.0"]
+    inference.main(rest)
+
+
+if __name__ == "__main__":
+    main()

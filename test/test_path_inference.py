@@ -1,0 +1,86 @@
+"""MT-path and ASR-path decoding of an `mtl_st` model through ESPnet's inference."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from espnet_mtl.tasks.st import MTLSTTask
+
+from dry_run import dry_run
+from test_mtl_st_model import ALL_ON, ALL_OFF, SRC, TGT, _conf, _write
+
+
+def _exp(d, model_conf):
+    _write(d, _conf(model_conf))
+    exp = dry_run(d, d / "conf.yaml", d / "tgt.txt", d / "src.txt")
+    model, _ = MTLSTTask.build_model_from_file(exp / "config.yaml", None, "cpu")
+    torch.save(model.state_dict(), exp / "model.pth")
+    return exp
+
+
+@pytest.fixture(scope="module")
+def decoded(tmp_path_factory):
+    d = tmp_path_factory.mktemp("paths")
+    exp = _exp(d, {**ALL_ON, "rdrop_weight": 0.0})
+    (d / "src_text").write_text("utt1 x y z\nutt2 w x\n")
+    rng = np.random.default_rng(0)
+    wavs = []
+    for uid in ("utt1", "utt2"):
+        soundfile.write(d / f"{uid}.wav", rng.standard_normal(3200).astype(np.float32) * 0.1,
+                        16000)
+        wavs.append(f"{uid} {d / f'{uid}.wav'}")
+    (d / "wav.scp").write_text("\n".join(wavs) + "\n")
+    runs = {}
+    for path, data, extra in (
+        ("mt", f"{d}/src_text,src_text,text",
+         ["--mt_train_config", f"{exp}/config.yaml", "--mt_model_file", f"{exp}/model.pth"]),
+        ("asr", f"{d}/wav.scp,speech,sound",
+         ["--asr_train_config", f"{exp}/config.yaml", "--asr_model_file", f"{exp}/model.pth",
+          "--ctc_weight", "0.3"]),
+    ):
+        out = d / f"out_{path}"
+        r = subprocess.run([sys.executable, "-m", "espnet_mtl.bin.path_inference", path,
+                            "--data_path_and_name_and_type", data, "--output_dir", str(out),
+                            "--ngpu", "0", "--beam_size", "2", "--maxlenratio", "0.5", *extra],
+                           capture_output=True, text=True)
+        runs[path] = (r, out)
+    return d, exp, runs
+
+
+@pytest.mark.parametrize("path,vocab", [("mt", TGT), ("asr", SRC)])
+def test_path_decodes_every_utterance_in_its_vocabulary(decoded, path, vocab):
+    _, _, runs = decoded
+    r, out = runs[path]
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = (out / "1best_recog" / "token").read_text().splitlines()
+    assert [line.split(maxsplit=1)[0] for line in lines] == ["utt1", "utt2"]
+    for line in lines:
+        assert all(tok in vocab for tok in line.split()[1:]), line
+    assert (out / "1best_recog" / "text").exists()
+
+
+def test_asr_path_ctc_only_and_missing_paths(tmp_path, decoded):
+    d, exp, _ = decoded
+    # no ASR attention decoder: CTC-only decoding
+    e2 = _exp(tmp_path, {**ALL_OFF, "asr_ctc_weight": 0.3})
+    r = subprocess.run([sys.executable, "-m", "espnet_mtl.bin.path_inference", "asr",
+                        "--data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
+                        "--output_dir", str(tmp_path / "o"), "--ngpu", "0",
+                        "--asr_train_config", f"{e2}/config.yaml",
+                        "--asr_model_file", f"{e2}/model.pth",  # CTC-only: forced
+                        "--beam_size", "2"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len((tmp_path / "o" / "1best_recog" / "token").read_text().splitlines()) == 2
+    # that model has no MT path: a clear error
+    r = subprocess.run([sys.executable, "-m", "espnet_mtl.bin.path_inference", "mt",
+                        "--data_path_and_name_and_type", f"{d}/src_text,src_text,text",
+                        "--output_dir", str(tmp_path / "o2"), "--ngpu", "0",
+                        "--mt_train_config", f"{e2}/config.yaml",
+                        "--mt_model_file", f"{e2}/model.pth"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "has no MT path" in r.stderr
