@@ -70,3 +70,17 @@ def test_result_json_and_results_md(tmp_path):
     md = write_results_md(exp).read_text()
     assert f"| decode_st_model_valid | tst-COMMON.en-de | {data['bleu']} |" in md
     assert data["bleu_signature"] in md
+
+
+def test_asr_path_wer_and_cer_by_hand(tmp_path):
+    from espnet_mtl.scoring import score_asr
+
+    (tmp_path / "hyp").write_text("u1 a b c\nu2 hello world\n")
+    (tmp_path / "ref").write_text("u1 a x c d\nu2 hello word\n")
+    r = score_asr(tmp_path / "hyp", tmp_path / "ref")
+    # words: u1 1 sub + 1 del of 4, u2 1 sub of 2 -> 3/6; chars: u1 2/4, u2 1 del of 9 -> 3/13
+    assert r["wer"] == 50.0 and r["word_errors"] == 3 and r["ref_words"] == 6
+    assert r["cer"] == round(100 * 3 / 13, 2)
+    (tmp_path / "hyp").write_text("u1 a b c\n")
+    with pytest.raises(ScoringError, match="no hypothesis for 1 of 2"):
+        score_asr(tmp_path / "hyp", tmp_path / "ref")
