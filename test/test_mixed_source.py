@@ -366,3 +366,16 @@ def test_mixed_data_the_model_cannot_use_is_refused(mixed_data, tmp_path):
                                   "st=1,mt=1", mt=True, asr=True),
                        capture_output=True, text=True)
     assert r.returncode != 0 and "no ratio for asr" in r.stderr
+
+
+def test_model_check_uses_the_model_defaults():
+    import argparse
+
+    from espnet_mtl.mixed_source import check_model_uses_sources
+
+    # asr_ctc_weight defaults to 0.3 in mtl_st: ASR-only data is usable without setting it
+    check_model_uses_sources(argparse.Namespace(model="mtl_st", model_conf={}), ["asr"])
+    with pytest.raises(MixedSourceError, match="MT-only data is given but no loss"):
+        check_model_uses_sources(argparse.Namespace(model="mtl_st", model_conf={}), ["mt"])
+    with pytest.raises(MixedSourceError, match="needs --model mtl_st"):
+        check_model_uses_sources(argparse.Namespace(model="espnet", model_conf={}), ["mt"])
