@@ -110,28 +110,23 @@ def score_asr(hyp_file: str | os.PathLike, ref_file: str | os.PathLike) -> dict:
     }
 
 
-def write_asr_result(result: dict, out_dir: str | os.PathLike) -> Path:
-    out = Path(out_dir) / "result.json"
-    with atomic_open(out) as f:
-        json.dump(result, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    with atomic_open(Path(out_dir) / "result.txt") as f:
-        f.write(f"WER {result['wer']} ({result['word_errors']}/{result['ref_words']})  "
-                f"CER {result['cer']}\n")
-    return out
-
-
 def write_result(result: dict, out_dir: str | os.PathLike) -> Path:
+    """result.json, and result.txt with the headline numbers (BLEU/chrF/TER or WER/CER)."""
     out = Path(out_dir) / "result.json"
     with atomic_open(out) as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
         f.write("\n")
+    if "wer" in result:
+        summary = (f"WER {result['wer']} ({result['word_errors']}/{result['ref_words']})  "
+                   f"CER {result['cer']}\n")
+    else:
+        summary = (f"BLEU {result['bleu']}  ({result['bleu_signature']})\n"
+                   f"{result['bleu_detail']}\n"
+                   f"chrF {result['chrf']}  ({result['chrf_signature']})\n"
+                   f"TER {result['ter']}  ({result['ter_signature']})\n"
+                   f"BLEU lc.rm {result['bleu_lc_rm']}  ({result['bleu_lc_rm_signature']})\n")
     with atomic_open(Path(out_dir) / "result.txt") as f:
-        f.write(f"BLEU {result['bleu']}  ({result['bleu_signature']})\n"
-                f"{result['bleu_detail']}\n"
-                f"chrF {result['chrf']}  ({result['chrf_signature']})\n"
-                f"TER {result['ter']}  ({result['ter_signature']})\n"
-                f"BLEU lc.rm {result['bleu_lc_rm']}  ({result['bleu_lc_rm_signature']})\n")
+        f.write(summary)
     return out
 
 

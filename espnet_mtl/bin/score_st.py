@@ -12,7 +12,6 @@ from espnet_mtl.scoring import (
     ScoringError,
     score_asr,
     score_st,
-    write_asr_result,
     write_result,
     write_results_md,
 )
@@ -35,7 +34,7 @@ def main(argv=None):
         except (ScoringError, TableError, OSError) as e:
             print(f"score_st: error: {e}", file=sys.stderr)
             return 1
-        out = write_asr_result(result, args.out_dir)
+        out = write_result(result, args.out_dir)
         print(f"{out}: WER {result['wer']} CER {result['cer']}")
         if args.st_exp:
             print(f"wrote {write_results_md(args.st_exp)}")
