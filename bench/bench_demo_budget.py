@@ -1,10 +1,9 @@
-"""Demo corpus, equal training budget: ESPnet's ST model against `mtl_st`.
+"""Demo corpus, equal wall-clock budget: ESPnet's ST model against `mtl_st`.
 
 One recipe copy, stages 1-10 once, then for each model stages 11-13 with its
 own `--st_tag`:
 
-    baseline    conf/train_st.yaml (ESPnetSTModel), its max_epoch (20): the
-                stage-11 cost of this run is the budget B
+    baseline    conf/train_st.yaml (ESPnetSTModel), its max_epoch (20)
     mt_cr       conf/train_st_mtl.yaml with rdrop_weight 0: MT path
                 (alpha_t 0.5) + softmax-KL consistency (beta 1.0)
     mt_rdrop    conf/train_st_mtl.yaml with consistency_weight 0: MT path +
@@ -12,33 +11,36 @@ own `--st_tag`:
     mt_cr_rdrop conf/train_st_mtl.yaml as it is (the paper's full setting;
                 only with --variants ... mt_cr_rdrop)
 
-Budget matching: a variant first trains 1 epoch (stage 11 with --max_epoch 1)
-and its cost t1 (start-up included, so the estimate errs on the short side)
-sets its epoch count E = floor(B / t1); training then resumes from the
-checkpoint up to E epochs. The warm-up LR schedule does not depend on
-max_epoch, so this is the same run as training E epochs directly.
-
-B and t1 are CPU seconds of the stage (user + system of all its processes),
-not wall seconds: training uses every core, so on an otherwise idle machine
-the two budgets are the same, but CPU time does not grow when something
-else shares the machine during the hour this takes. The JSON reports both,
-each model's epochs and its ratio to B, and BLEU / chrF / TER on tst-COMMON.
+Budget: B = (baseline epochs) x (its median epoch wall time). Epoch times
+come from ESPnet's train.log (the time between consecutive "Nepoch results"
+lines: training, validation and checkpointing of one epoch). The median
+keeps an epoch slowed by something else on the machine from moving the
+budget. A variant first trains 2 epochs; its epoch time d is that of epoch 2
+and its epoch count is E = floor(B / d); training then resumes from the
+checkpoint up to E epochs (the warm-up LR schedule does not depend on
+max_epoch, so this is the same run as training E epochs directly). The JSON
+reports each model's epochs, median epoch time, budget use, total stage-11
+wall time, and BLEU / chrF / TER on tst-COMMON.
 
     python bench/bench_demo_budget.py [--workdir DIR] [--variants mt_cr mt_rdrop]
                                       [--out result.json]
+
+A rerun in the same --workdir reuses the prepared data and finished training.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import math
-import resource
+import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -50,16 +52,13 @@ VARIANTS = {
     "mt_rdrop": {"consistency_weight": 0.0},
     "mt_cr_rdrop": {},
 }
+_RESULTS = re.compile(r"^\S+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) \(trainer:\d+\) INFO: "
+                      r"(\d+)epoch results", re.M)
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run(recipe: Path, log: Path, *args: str) -> tuple[float, float]:
-    """./run.sh ARGS with output to `log`; returns (CPU seconds, wall seconds)."""
-    t0, c0 = time.perf_counter(), _children_cpu()
+def run(recipe: Path, log: Path, *args: str) -> float:
+    """./run.sh ARGS with output to `log`; returns the wall seconds (exits on failure)."""
+    t0 = time.perf_counter()
     with open(log, "a") as f:
         f.write(f"\n### ./run.sh {' '.join(args)}\n")
         f.flush()
@@ -67,7 +66,15 @@ def run(recipe: Path, log: Path, *args: str) -> tuple[float, float]:
                             stderr=subprocess.STDOUT).returncode
     if rc:
         sys.exit(f"./run.sh {' '.join(args)} failed (rc {rc}); see {log}")
-    return _children_cpu() - c0, time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def epoch_seconds(train_log: Path) -> dict[int, float]:
+    """epoch -> seconds since the previous epoch's results line (from epoch 2 on)."""
+    stamps = {int(m.group(2)): datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+              for m in _RESULTS.finditer(train_log.read_text(errors="replace"))}
+    return {e: (stamps[e] - stamps[e - 1]).total_seconds()
+            for e in sorted(stamps) if e - 1 in stamps}
 
 
 def score(recipe: Path, tag: str) -> dict:
@@ -93,14 +100,21 @@ def main():
     log = recipe / "bench_budget.log"
     print(f"bench_demo_budget: {recipe} (log: {log})", file=sys.stderr, flush=True)
 
-    run(recipe, log, "--stage", "1", "--stop_stage", "10")
-    budget, budget_wall = run(recipe, log, "--stage", "11", "--stop_stage", "11",
-                              "--st_tag", "baseline")
-    run(recipe, log, "--stage", "12", "--stop_stage", "13", "--st_tag", "baseline")
-    base_conf = yaml.safe_load((recipe / "conf" / "train_st.yaml").read_text())
-    rows = {"baseline": {"config": "conf/train_st.yaml", "epochs": base_conf["max_epoch"],
-                         "train_cpu_seconds": round(budget, 1),
-                         "train_wall_seconds": round(budget_wall, 1), "ratio_to_budget": 1.0,
+    if not list(recipe.glob("exp/st_stats_*/.done")):
+        run(recipe, log, "--stage", "1", "--stop_stage", "10")
+    wall = None  # a rerun keeps the finished training (and its train.log)
+    if not (recipe / "exp" / "st_baseline" / ".done").exists():
+        wall = run(recipe, log, "--stage", "11", "--stop_stage", "11", "--st_tag", "baseline")
+    if not list(recipe.glob("exp/st_baseline/*/*/score_bleu/result.json")):
+        run(recipe, log, "--stage", "12", "--stop_stage", "13", "--st_tag", "baseline")
+    base_epochs = yaml.safe_load((recipe / "conf" / "train_st.yaml").read_text())["max_epoch"]
+    base_times = epoch_seconds(recipe / "exp" / "st_baseline" / "train.log")
+    epoch_time = statistics.median(base_times.values())
+    budget = base_epochs * epoch_time
+    rows = {"baseline": {"config": "conf/train_st.yaml", "epochs": base_epochs,
+                         "median_epoch_seconds": round(epoch_time, 1),
+                         "budget_used": 1.0,
+                         "stage11_wall_seconds": None if wall is None else round(wall, 1),
                          **score(recipe, "baseline")}}
     print(json.dumps({"baseline": rows["baseline"]}), file=sys.stderr, flush=True)
 
@@ -112,22 +126,25 @@ def main():
         path.write_text(f"# bench_demo_budget.py: conf/train_st_mtl.yaml with "
                         f"{VARIANTS[name] or 'no change'}\n" + yaml.safe_dump(conf, sort_keys=False))
         common = ["--st_config", str(path.relative_to(recipe)), "--st_tag", name]
-        t1, w1 = run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
-                     "--st_args", "--max_epoch 1")
-        epochs = max(1, math.floor(budget / t1))
-        rest, w_rest = run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
-                           "--st_args", f"--max_epoch {epochs}") if epochs > 1 else (0.0, 0.0)
+        train_log = recipe / "exp" / f"st_{name}" / "train.log"
+        wall = run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
+                   "--st_args", "--max_epoch 2")
+        first = epoch_seconds(train_log)[2]
+        epochs = max(2, math.floor(budget / first))
+        wall += run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
+                    "--st_args", f"--max_epoch {epochs}")
         run(recipe, log, "--stage", "12", "--stop_stage", "13", *common)
-        rows[name] = {"config": str(path.relative_to(recipe)), "model_conf_overrides": VARIANTS[name],
-                      "first_epoch_cpu_seconds": round(t1, 1), "epochs": epochs,
-                      "train_cpu_seconds": round(t1 + rest, 1),
-                      "train_wall_seconds": round(w1 + w_rest, 1),
-                      "ratio_to_budget": round((t1 + rest) / budget, 3), **score(recipe, name)}
+        times = epoch_seconds(train_log)
+        median = statistics.median(times.values())
+        rows[name] = {"config": str(path.relative_to(recipe)),
+                      "model_conf_overrides": VARIANTS[name], "epoch2_seconds": round(first, 1),
+                      "epochs": epochs, "median_epoch_seconds": round(median, 1),
+                      "budget_used": round(epochs * median / budget, 3),
+                      "stage11_wall_seconds": round(wall, 1), **score(recipe, name)}
         print(json.dumps({name: rows[name]}), file=sys.stderr, flush=True)
 
-    out = {"benchmark": "demo_equal_budget", "budget_cpu_seconds": round(budget, 1),
-           "cpu_count": os.cpu_count(),
-           "test_set": "tst-COMMON.en-de", "models": rows,
+    out = {"benchmark": "demo_equal_budget", "budget_seconds": round(budget, 1),
+           "cpu_count": os.cpu_count(), "test_set": "tst-COMMON.en-de", "models": rows,
            "bleu_vs_baseline": {k: round(v["bleu"] - rows["baseline"]["bleu"], 2)
                                 for k, v in rows.items() if k != "baseline"},
            "workdir": str(work)}
