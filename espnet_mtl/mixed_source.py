@@ -16,7 +16,8 @@ parts and add two small ones around them:
     ratio        every batch holds a sub-batch of each source, their sizes in
                  the ratio (`st=2,mt=1,asr=1` with batch_size 16 -> 8 + 4 + 4)
     round_robin  whole batches of one source in turn, `ratio` of each per
-                 cycle (`st=2,mt=1` -> ST, ST, MT, ST, ST, MT, ...)
+                 cycle (`st=2,mt=1` -> ST, ST, MT, ST, ST, MT, ...); ST batches
+                 left over after the last whole cycle wait for the next epoch
 
   An epoch is one pass over the ST (primary) batches; the auxiliary sources
   are cycled, continuing where the previous epoch stopped, and reshuffled on
@@ -203,6 +204,10 @@ class MixedSourceSampler(AbsSampler):
         self.shuffle = shuffle
         self.rank = rank
         self.world_size = world_size
+        if mode == "round_robin" and len(source_batches[PRIMARY]) < ratio[PRIMARY]:
+            raise MixedSourceError(
+                f"round_robin with st={ratio[PRIMARY]} needs at least {ratio[PRIMARY]} ST "
+                f"batches; the ST data gives {len(source_batches[PRIMARY])}")
         if world_size > 1:
             for source, batches in source_batches.items():
                 small = min(len(b) for b in batches)

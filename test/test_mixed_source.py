@@ -379,3 +379,9 @@ def test_model_check_uses_the_model_defaults():
         check_model_uses_sources(argparse.Namespace(model="mtl_st", model_conf={}), ["mt"])
     with pytest.raises(MixedSourceError, match="needs --model mtl_st"):
         check_model_uses_sources(argparse.Namespace(model="espnet", model_conf={}), ["mt"])
+
+
+def test_round_robin_needs_enough_st_batches():
+    batches = _source_batches()
+    with pytest.raises(MixedSourceError, match="needs at least 6 ST batches"):
+        MixedSourceSampler(batches, {"st": 6, "mt": 1, "asr": 1}, "round_robin")
