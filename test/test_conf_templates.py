@@ -51,6 +51,7 @@ def _load_generator():
 
 GEN = _load_generator()
 ABLATIONS = sorted(TEMPLATES.glob(f"{GEN.PREFIX}*.yaml"))
+DEMO_ABLATIONS = sorted((DEMO_CONF / "tuning").glob(f"{GEN.PREFIX}*.yaml"))
 PAPER_SIZE = [MAIN] + ABLATIONS
 ALL = PAPER_SIZE + [DEMO]
 
@@ -190,7 +191,8 @@ def test_demo_mirrors_demo_baseline_sizes_and_main_weights():
 # ---------------------------------------------------------------------------
 def test_committed_ablations_equal_generator_output():
     wanted = GEN.outputs()
-    assert sorted(wanted) == ABLATIONS, "ablation files and ROWS differ: rerun make_ablations.py"
+    assert sorted(wanted) == sorted(ABLATIONS + DEMO_ABLATIONS), \
+        "ablation files and ROWS differ: rerun make_ablations.py"
     for path, text in wanted.items():
         assert path.read_text(encoding="utf-8") == text, (
             f"{path.name} is out of date: run conf_templates/st/make_ablations.py")
@@ -205,6 +207,15 @@ def test_ablation_row_differs_from_main_only_in_its_overrides(row):
     expected = dict(main)
     expected["model_conf"] = {**main["model_conf"], **overrides}
     assert ablation == expected
+
+
+@pytest.mark.parametrize("row", GEN.ROWS, ids=lambda r: r[0])
+def test_demo_row_differs_from_demo_main_only_in_its_overrides(row):
+    name, overrides, _ = row
+    main = _yaml(DEMO)
+    expected = dict(main)
+    expected["model_conf"] = {**main["model_conf"], **overrides}
+    assert _yaml(DEMO_CONF / "tuning" / f"{GEN.PREFIX}{name}.yaml") == expected
 
 
 def test_generator_refuses_unknown_key():
