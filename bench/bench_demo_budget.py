@@ -77,6 +77,39 @@ def epoch_seconds(train_log: Path) -> dict[int, float]:
             for e in sorted(stamps) if e - 1 in stamps}
 
 
+def valid_acc(st_exp: Path) -> dict[int, float]:
+    """epoch -> validation accuracy, from the reporter state ESPnet keeps in checkpoint.pth."""
+    import torch
+
+    state = torch.load(st_exp / "checkpoint.pth", map_location="cpu", weights_only=False)
+    return {e: float(s["valid"]["acc"]) for e, s in state["reporter"]["stats"].items()
+            if "acc" in s.get("valid", {})}
+
+
+def plot_curves(recipe: Path, rows: dict, budget: float, png: Path) -> None:
+    """Validation accuracy against training time (epochs x median epoch time)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, row in rows.items():
+        acc = valid_acc(recipe / "exp" / f"st_{name}")
+        epochs = sorted(acc)
+        ax.plot([e * row["median_epoch_seconds"] / 60 for e in epochs], [acc[e] for e in epochs],
+                marker=".", label=f"{name}: {row['epochs']} epochs, BLEU {row['bleu']}")
+    ax.axvline(budget / 60, color="grey", linestyle="--", label="budget")
+    ax.set_xlabel("training time (min) = epoch x median epoch time")
+    ax.set_ylabel("validation token accuracy (ST)")
+    ax.set_title("Demo en-de, equal training budget")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
 def score(recipe: Path, tag: str) -> dict:
     found = sorted(recipe.glob(f"exp/st_{tag}/*/*/score_bleu/result.json"))
     if not found:
@@ -120,6 +153,10 @@ def main():
 
     mtl = yaml.safe_load((recipe / "conf" / "train_st_mtl.yaml").read_text())
     for name in args.variants:
+        saved = recipe / "exp" / f"st_{name}" / "bench_row.json"
+        if saved.exists():  # finished in an earlier run of this script
+            rows[name] = json.loads(saved.read_text())
+            continue
         conf = yaml.safe_load(yaml.safe_dump(mtl))
         conf["model_conf"].update(VARIANTS[name])
         path = recipe / "conf" / f"train_st_budget_{name}.yaml"
@@ -141,9 +178,12 @@ def main():
                       "epochs": epochs, "median_epoch_seconds": round(median, 1),
                       "budget_used": round(epochs * median / budget, 3),
                       "stage11_wall_seconds": round(wall, 1), **score(recipe, name)}
+        saved.write_text(json.dumps(rows[name]) + "\n")
         print(json.dumps({name: rows[name]}), file=sys.stderr, flush=True)
 
-    out = {"benchmark": "demo_equal_budget", "budget_seconds": round(budget, 1),
+    png = recipe / "budget_curves.png"
+    plot_curves(recipe, rows, budget, png)
+    out = {"benchmark": "demo_equal_budget", "plot": str(png), "budget_seconds": round(budget, 1),
            "cpu_count": os.cpu_count(), "test_set": "tst-COMMON.en-de", "models": rows,
            "bleu_vs_baseline": {k: round(v["bleu"] - rows["baseline"]["bleu"], 2)
                                 for k, v in rows.items() if k != "baseline"},
