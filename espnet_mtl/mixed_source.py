@@ -169,7 +169,7 @@ class MixedSourceDataset(AbsDataset):
         if sep and source in self.aux:
             _, data = self.aux[source][uid]
         else:
-            source, (_, data) = PRIMARY, self.primary[key]
+            _, data = self.primary[key]
         for name in self._names:
             if name not in data:
                 data[name] = self._empty[name]
