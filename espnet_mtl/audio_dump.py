@@ -41,14 +41,29 @@ def _resample(samples: np.ndarray, orig_fs: int, new_fs: int) -> np.ndarray:
     return out.numpy()
 
 
-def load_recording(path: str, fs: int, speed: float = 1.0, rec_id: str = "") -> np.ndarray:
-    """Read a whole recording as float32 mono at `fs`, with speed applied."""
+def load_recording(path: str, fs: int, speed: float = 1.0, rec_id: str = "", *,
+                   kind: str = "recording") -> np.ndarray:
+    """Read a whole recording as float32 mono at `fs`, with speed applied.
+
+    Any format libsndfile reads (wav, flac, ogg, and mp3 since libsndfile
+    1.1, bundled with the soundfile wheel). Errors say `<kind> <rec_id>
+    (<path>)`: a data dir without `segments` passes kind="utterance".
+    """
+    where = f"{kind} {rec_id} ({path})"
     try:
         samples, file_fs = sf.read(path, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for bad files
-        raise AudioError(f"recording {rec_id} ({path}): cannot read audio: {e}") from e
+        # libsndfile says "File does not exist" for any file it cannot open; say what it is.
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            raise AudioError(f"{where}: cannot read audio: the file does not exist") from e
+        if size == 0:
+            raise AudioError(f"{where}: cannot read audio: the file is empty (0 bytes)") from e
+        raise AudioError(f"{where}: cannot read audio: not a readable audio file "
+                         f"({size} bytes; corrupt or unsupported format): {e}") from e
     if samples.shape[0] == 0:
-        raise AudioError(f"recording {rec_id} ({path}): the audio file is empty")
+        raise AudioError(f"{where}: the audio file is empty")
     samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if file_fs != fs:
         samples = _resample(samples, file_fs, fs)
@@ -117,13 +132,19 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
         ark = audio_dir / "feats.ark"
         writer = kaldiio.WriteHelper(f"ark,scp:{ark},{out_dir / 'feats.scp.tmp'}")
+    # Without segments each wav.scp entry is one utterance: errors name it as such.
+    kind = "recording" if (data_dir / "segments").exists() else "utterance"
     try:
         for rec, segs in _segments_by_recording(data_dir, wav_scp):
-            samples = load_recording(wav_scp[rec], fs, speeds.get(rec, 1.0), rec)
+            samples = load_recording(wav_scp[rec], fs, speeds.get(rec, 1.0), rec, kind=kind)
             for utt, start, end in segs:
                 begin = int(round(start * fs))
                 stop = len(samples) if end is None else min(int(round(end * fs)), len(samples))
                 piece = samples[begin:stop]
+                if len(piece) < min_samples and end is None:
+                    raise AudioError(
+                        f"utterance {utt}: only {len(piece)} samples at {fs} Hz in its audio file "
+                        f"{wav_scp[rec]} (need {min_samples}): remove it")
                 if len(piece) < min_samples:
                     raise AudioError(
                         f"utterance {utt}: only {len(piece)} samples after cutting "

@@ -5,11 +5,17 @@
 sorted by key in C-locale order. The directory is built next to its final
 place and renamed into it, so an interrupted run never leaves a half-written
 data directory that a later stage would trust.
+
+Whole-recording utterances (e.g. a Common Voice clip) have ``start == 0``,
+``end == math.inf`` and ``recording_id == utt_id``: the directory then has no
+``segments`` file and ``wav.scp`` maps each utterance id to its audio file
+(the Kaldi convention). One call writes either kind, never a mix.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import secrets
@@ -65,9 +71,15 @@ def _normalize_both(src_texts: list[str], src_lang: str, tgt_texts: list[str], t
     return src, tgt
 
 
-def _check(utterances: list[STRecord]) -> None:
+def _is_whole(u: STRecord) -> bool:
+    return u.start == 0 and u.end == math.inf
+
+
+def _check(utterances: list[STRecord]) -> bool:
+    """Validate the records; return True when they are whole-recording utterances."""
     if not utterances:
         raise DataDirError("no utterances to write")
+    whole = _is_whole(utterances[0])
     seen: set[str] = set()
     wav_of: dict[str, str] = {}
     for u in utterances:
@@ -82,8 +94,20 @@ def _check(utterances: list[STRecord]) -> None:
         # when every utterance id starts with its speaker id.
         if not u.utt_id.startswith(u.speaker):
             raise DataDirError(f"utterance id {u.utt_id} does not start with its speaker id {u.speaker}")
-        if not 0 <= u.start < u.end:
+        if _is_whole(u) != whole:
+            kind = "a whole recording (start 0, end inf)" if _is_whole(u) else \
+                f"a segment [{u.start}, {u.end}]"
+            raise DataDirError(
+                f"utterance {u.utt_id} is {kind}, unlike utterance {utterances[0].utt_id}; "
+                f"whole-recording and segmented utterances cannot share a data directory"
+            )
+        if whole:
+            if u.recording_id != u.utt_id:
+                raise DataDirError(f"utterance {u.utt_id} covers a whole recording, so its recording "
+                                   f"id must equal the utterance id, got {u.recording_id}")
+        elif not (0 <= u.start < u.end and math.isfinite(u.end)):
             raise DataDirError(f"utterance {u.utt_id}: need 0 <= start < end, got {u.start} and {u.end}")
+    return whole
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -107,17 +131,18 @@ def write_st_data_dir(out_dir: str | os.PathLike, utterances: Iterable[STRecord]
     """
     out_dir = Path(out_dir)
     utterances = list(utterances)
-    _check(utterances)
+    whole = _check(utterances)
     src_cases, tgt_cases = _normalize_both(
         [u.src_text for u in utterances], src_lang, [u.tgt_text for u in utterances], tgt_lang, workers
     )
 
     tables: dict[str, list[tuple[str, str]]] = {
         "wav.scp": sorted({(u.recording_id, u.wav_path) for u in utterances}),
-        "segments": [(u.utt_id, f"{u.recording_id} {format_time(u.start)} {format_time(u.end)}")
-                     for u in utterances],
-        "utt2spk": [(u.utt_id, u.speaker) for u in utterances],
     }
+    if not whole:
+        tables["segments"] = [(u.utt_id, f"{u.recording_id} {format_time(u.start)} {format_time(u.end)}")
+                              for u in utterances]
+    tables["utt2spk"] = [(u.utt_id, u.speaker) for u in utterances]
     spk2utt: dict[str, list[str]] = defaultdict(list)
     for u in utterances:
         spk2utt[u.speaker].append(u.utt_id)
