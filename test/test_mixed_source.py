@@ -125,7 +125,7 @@ def test_a_mixed_batch_trains(tmp_path, monkeypatch):
         loss, stats, _ = model(**_mixed_batch())
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
     # every module got a gradient: MT-only and ASR-only rows do not starve anything
     assert model.mt_embed.weight.grad.abs().sum() > 0
