@@ -141,15 +141,14 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                 begin = int(round(start * fs))
                 stop = len(samples) if end is None else min(int(round(end * fs)), len(samples))
                 piece = samples[begin:stop]
-                if len(piece) < min_samples and end is None:
-                    raise AudioError(
-                        f"utterance {utt}: only {len(piece)} samples at {fs} Hz in its audio file "
-                        f"{wav_scp[rec]} (need {min_samples}): remove it")
                 if len(piece) < min_samples:
-                    raise AudioError(
-                        f"utterance {utt}: only {len(piece)} samples after cutting "
-                        f"[{start}, {end}] s from recording {rec} ({wav_scp[rec]}, "
-                        f"{len(samples) / fs:.2f} s): fix its segment or remove it")
+                    where = (f"in its audio file {wav_scp[rec]} (need {min_samples}): remove it"
+                             if end is None else
+                             f"after cutting [{start}, {end}] s from recording {rec} "
+                             f"({wav_scp[rec]}, {len(samples) / fs:.2f} s): fix its segment "
+                             "or remove it")
+                    raise AudioError(f"utterance {utt}: only {len(piece)} samples at {fs} Hz "
+                                     f"{where}")
                 audio_seconds += len(piece) / fs
                 if writer is None:
                     path = audio_dir / f"{utt}.{audio_format}"

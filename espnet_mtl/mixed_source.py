@@ -123,12 +123,9 @@ def check_model_uses_sources(args: argparse.Namespace, sources: Sequence[str]) -
         raise MixedSourceError(
             f"mixed-source training data (--train_{sources[0]}_data_path_and_name_and_type) "
             f"needs --model mtl_st (got '{model}')")
-    import inspect
-
     from espnet_mtl.models.mtl_st import MTLSTModel
 
-    defaults = {k: v.default for k, v in inspect.signature(MTLSTModel).parameters.items()}
-    conf = {**defaults, **(getattr(args, "model_conf", None) or {})}
+    conf = {**MTLSTModel.model_conf_defaults(), **(getattr(args, "model_conf", None) or {})}
     for source in sources:
         weights = AUX_SOURCES[source][2]
         if not any(float(conf[w]) > 0 for w in weights):

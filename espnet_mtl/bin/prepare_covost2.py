@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from espnet_mtl.corpora.covost2 import CoVoST2Error, check_pair, read_covost2_with_stats
-from espnet_mtl.corpora.writer import DataDirError, write_st_data_dir
+from espnet_mtl.corpora.writer import DataDirError, prepare_splits
 from espnet_mtl.fileio import TableError
 
 PROG = "prepare_covost2"
@@ -45,23 +44,12 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    splits = [s for s in args.splits.split(",") if s]
-    if not splits:
-        raise CoVoST2Error("--splits is empty")
     check_pair(args.src_lang, args.tgt_lang)
-    # Read (and so validate) every split before writing any of them.
-    loaded = []
-    for split in splits:
-        utts, stats = read_covost2_with_stats(args.root, args.src_lang, args.tgt_lang, split,
-                                              covost_dir=args.covost_dir,
-                                              missing_clips=args.missing_clips)
-        if not utts:
-            raise CoVoST2Error(f"split {split}: no utterance left ({stats.summary()})")
-        loaded.append((split, utts, stats))
-    # The reader has logged each split's counts (kept, dropped per reason).
-    for split, utts, _ in loaded:
-        out_dir = Path(args.out) / f"{split}.{args.src_lang}-{args.tgt_lang}"
-        write_st_data_dir(out_dir, utts, args.src_lang, args.tgt_lang, workers=args.nj)
+    prepare_splits(args.splits,
+                   lambda split: read_covost2_with_stats(
+                       args.root, args.src_lang, args.tgt_lang, split,
+                       covost_dir=args.covost_dir, missing_clips=args.missing_clips),
+                   args.out, args.src_lang, args.tgt_lang, workers=args.nj, error=CoVoST2Error)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from espnet_mtl.corpora.must_c import MustCError, read_must_c_with_stats
-from espnet_mtl.corpora.writer import DataDirError, write_st_data_dir
+from espnet_mtl.corpora.writer import DataDirError, prepare_splits
 from espnet_mtl.fileio import TableError
 
 PROG = "prepare_must_c"
@@ -35,21 +34,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    splits = [s for s in args.splits.split(",") if s]
-    if not splits:
-        raise MustCError("--splits is empty")
-    # Read (and so validate) every split before writing any of them.
-    loaded = []
-    for split in splits:
-        utts, stats = read_must_c_with_stats(args.root, args.tgt_lang, split,
-                                             args.src_lang, args.min_duration)
-        if not utts:
-            raise MustCError(f"split {split}: no utterance left ({stats.summary()})")
-        loaded.append((split, utts, stats))
-    # The reader has logged each split's counts (kept, dropped per reason).
-    for split, utts, _ in loaded:
-        out_dir = Path(args.out) / f"{split}.{args.src_lang}-{args.tgt_lang}"
-        write_st_data_dir(out_dir, utts, args.src_lang, args.tgt_lang, workers=args.nj)
+    prepare_splits(args.splits,
+                   lambda split: read_must_c_with_stats(args.root, args.tgt_lang, split,
+                                                        args.src_lang, args.min_duration),
+                   args.out, args.src_lang, args.tgt_lang, workers=args.nj, error=MustCError)
 
 
 def main(argv: list[str] | None = None) -> int:

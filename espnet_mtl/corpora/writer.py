@@ -22,7 +22,7 @@ import secrets
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from espnet_mtl.datadir import DataDirError
 from espnet_mtl.fileio import write_table
@@ -167,3 +167,27 @@ def write_st_data_dir(out_dir: str | os.PathLike, utterances: Iterable[STRecord]
         raise
     logger.info("wrote %s: %d utterances, %d recordings", out_dir, len(utterances), len(tables["wav.scp"]))
     return out_dir
+
+
+def prepare_splits(splits: str, read_split: Callable[[str], tuple[list, object]],
+                   out: str | os.PathLike, src_lang: str, tgt_lang: str, *,
+                   workers: int = 1, error: type[Exception] = DataDirError) -> None:
+    """The corpus CLIs' stage 1: `<out>/<split>.<src>-<tgt>` for each split in "a,b,c".
+
+    `read_split(split)` returns (utterances, stats with .summary()). Every split
+    is read (and so validated) before any is written, so a bad split leaves no
+    half-prepared set behind. `error` is the corpus's error class.
+    """
+    names = [s for s in splits.split(",") if s]
+    if not names:
+        raise error("--splits is empty")
+    loaded = []
+    for split in names:
+        utts, stats = read_split(split)
+        if not utts:
+            raise error(f"split {split}: no utterance left ({stats.summary()})")
+        loaded.append((split, utts))
+    # The reader has logged each split's counts (kept, dropped per reason).
+    for split, utts in loaded:
+        write_st_data_dir(Path(out) / f"{split}.{src_lang}-{tgt_lang}", utts, src_lang,
+                          tgt_lang, workers=workers)

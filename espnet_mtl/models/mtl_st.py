@@ -292,6 +292,12 @@ class MTLSTModel(AbsESPnetModel):
     # construction from the task's parsed arguments
     # ------------------------------------------------------------------------
     @classmethod
+    def model_conf_defaults(cls) -> dict:
+        """The model_conf keys (constructor arguments with a default) and their defaults."""
+        return {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+
+    @classmethod
     def build_from_task_args(cls, args: argparse.Namespace, task=None) -> "MTLSTModel":
         from espnet2.tasks.st import (
             decoder_choices,
@@ -323,8 +329,7 @@ class MTLSTModel(AbsESPnetModel):
             src_token_list, src_vocab_size = None, None
 
         model_conf = dict(getattr(args, "model_conf", None) or {})
-        defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
-                    if v.default is not inspect.Parameter.empty}
+        defaults = cls.model_conf_defaults()
         unknown = set(model_conf) - set(defaults)
         if unknown:
             raise ValueError(f"unknown model_conf keys for model mtl_st: {sorted(unknown)}")
@@ -545,6 +550,7 @@ class MTLSTModel(AbsESPnetModel):
         is_st = has_speech & has_tgt
         is_asr = has_speech & has_src
         is_mt = has_src & has_tgt
+        is_cr = is_st & has_src
         n_st, n_asr, n_mt = int(is_st.sum()), int(is_asr.sum()), int(is_mt.sum())
         use_asr = (self.asr_ctc_weight > 0 or self.asr_att_weight > 0) and n_asr > 0
         use_mt_path = (self.mt_weight > 0 or self.consistency_weight > 0) and n_mt > 0
@@ -637,7 +643,6 @@ class MTLSTModel(AbsESPnetModel):
 
             # 7. cross-modal consistency on the examples with speech, transcript
             # and translation, against every speech copy
-            is_cr = is_st & has_src
             n_cr = int(is_cr.sum())
             if self.consistency_weight > 0 and n_cr > 0:
                 if n_cr == n_st == n_mt:  # the same rows in the same order
@@ -713,7 +718,7 @@ class MTLSTModel(AbsESPnetModel):
             loss_mt=stat(loss_mt, self.mt_weight, n_mt),
             loss_st_ctc=stat(loss_st_ctc, self.st_ctc_weight, n_st),
             loss_cr=stat(loss_cr, self.consistency_weight,
-                         int((is_st & has_src).sum())),
+                         int(is_cr.sum())),
             loss_rd=stat(loss_rd, self.rdrop_weight, n_st),
             acc=acc,
             acc_mt=acc_mt,
