@@ -23,7 +23,7 @@ def copy_recipe(corpus: str, dst: str | Path, task: str = "st1") -> Path:
     recipe.mkdir(parents=True)
     for name in RECIPE_FILES:
         if (src / name).is_dir():
-            shutil.copytree(src / name, recipe / name, symlinks=True)
+            shutil.copytree(src / name, recipe / name)  # links (shared configs) become files
         elif (src / name).exists():
             shutil.copy2(src / name, recipe / name)
     (recipe / "st.sh").symlink_to(ROOT / "egs2" / "TEMPLATE" / task / "st.sh")

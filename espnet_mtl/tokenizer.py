@@ -43,13 +43,28 @@ def train_sentencepiece(texts: list[str], out_dir: str | os.PathLike, *, vocab_s
         f.writelines(t + "\n" for t in texts)
     # hard_vocab_limit=False: a small corpus may not support the requested
     # size; SentencePiece then stops earlier instead of failing.
-    spm.SentencePieceTrainer.train(
-        input=str(train_txt), model_prefix=str(tmp_dir / "bpe"), vocab_size=vocab_size,
-        model_type=model_type, character_coverage=character_coverage,
-        input_sentence_size=input_sentence_size, shuffle_input_sentence=True,
-        hard_vocab_limit=False, user_defined_symbols=list(user_defined_symbols),
-        unk_surface="<unk>", minloglevel=2, num_threads=1, seed_sentencepiece_size=1_000_000,
-    )
+    try:
+        spm.SentencePieceTrainer.train(
+            input=str(train_txt), model_prefix=str(tmp_dir / "bpe"), vocab_size=vocab_size,
+            model_type=model_type, character_coverage=character_coverage,
+            input_sentence_size=input_sentence_size, shuffle_input_sentence=True,
+            hard_vocab_limit=False, user_defined_symbols=list(user_defined_symbols),
+            unk_surface="<unk>", minloglevel=2, num_threads=1, seed_sentencepiece_size=1_000_000,
+        )
+    except RuntimeError as e:
+        import re
+        import shutil
+
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        sizes = re.search(r"(\d+) vs (\d+)", str(e))
+        if "smaller than required_chars" not in str(e) or not sizes:
+            raise
+        # The text has more distinct characters than the vocabulary has room for.
+        raise ValueError(
+            f"{out_dir}: vocabulary size {vocab_size} has no room for the {sizes.group(2)} "
+            f"distinct characters and special pieces to cover; raise --src_nbpe / "
+            f"--tgt_nbpe, or lower --src_bpe_char_cover / --tgt_bpe_char_cover (e.g. 0.9995 "
+            f"for zh / ja)") from None
     sp = spm.SentencePieceProcessor(model_file=str(tmp_dir / "bpe.model"))
     pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())
               if not (sp.is_control(i) or sp.is_unknown(i))]

@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from espnet_mtl.corpora.must_c import MustCError, read_must_c_with_stats
+from espnet_mtl.corpora.must_c import TARGETS, MustCError, check_target, read_must_c_with_stats
 from espnet_mtl.corpora.writer import DataDirError, prepare_splits
 from espnet_mtl.fileio import TableError
 
@@ -23,6 +23,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", required=True, help="MuST-C root holding en-<tgt>/ folders")
     parser.add_argument("--tgt_lang", required=True, help="target language, e.g. de")
     parser.add_argument("--src_lang", default="en", help="source language (default: en)")
+    parser.add_argument("--version", choices=tuple(TARGETS), default=None,
+                        help="release (v1, v1.2 or v2): refuse a target it does not have "
+                             "before reading anything (default: no check)")
     parser.add_argument("--splits", default="train,dev,tst-COMMON",
                         help="comma-separated splits (default: train,dev,tst-COMMON)")
     parser.add_argument("--min_duration", type=float, default=0.2,
@@ -34,6 +37,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.version:
+        check_target(args.version, args.tgt_lang, args.src_lang)
     prepare_splits(args.splits,
                    lambda split: read_must_c_with_stats(args.root, args.tgt_lang, split,
                                                         args.src_lang, args.min_duration),

@@ -26,6 +26,14 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "tst-COMMON", "tst-HE")
 
+# English-to-X targets of each release (v1.2 adds six to v1.0; v2.0 is en-de,
+# with en-ja and en-zh released later in the same layout).
+TARGETS = {
+    "v1": ("de", "es", "fr", "it", "nl", "pt", "ro", "ru"),
+    "v1.2": ("de", "es", "fr", "it", "nl", "pt", "ro", "ru", "ar", "cs", "fa", "tr", "vi", "zh"),
+    "v2": ("de", "ja", "zh"),
+}
+
 # Reasons an entry is dropped, in the order they are checked.
 DROP_REASONS = ("empty_transcript", "empty_translation", "too_short", "duplicate")
 
@@ -59,6 +67,17 @@ class ReadStats:
     def summary(self) -> str:
         drops = ", ".join(f"{reason}={self.dropped[reason]}" for reason in DROP_REASONS)
         return f"kept {self.kept} of {self.entries} entries; dropped: {drops}"
+
+
+def check_target(version: str, tgt_lang: str, src_lang: str = "en") -> None:
+    """Refuse a pair the release does not have, before any file is read."""
+    if version not in TARGETS:
+        raise MustCError(f"unknown MuST-C version {version!r}: use one of {', '.join(TARGETS)}")
+    if src_lang != "en" or tgt_lang not in TARGETS[version]:
+        raise MustCError(
+            f"MuST-C {version} has no {src_lang}-{tgt_lang} pair: its pairs are "
+            f"{', '.join('en-' + t for t in TARGETS[version])}"
+        )
 
 
 def split_dir(root: str | os.PathLike, tgt_lang: str, split: str,

@@ -46,6 +46,15 @@ python=python3         # Specify python to execute espnet commands.
 # Data preparation related
 local_data_opts=       # The options given to local/data.sh.
 
+# Auxiliary data for multi-task models (model mtl_st; espnet_mtl/aux_data.py).
+# Prepared at stage 1 into data/aux_asr and data/aux_mt, formatted and
+# filtered at stages 3-4 (not speed-perturbed), shape files at stage 10, and
+# mixed into the training batches at stage 11.
+aux_asr_sets=          # ASR-only speech, e.g. "librispeech:train-clean-100,train-clean-360 tedlium3:train dir:<data dir>"
+aux_mt_sets=           # MT-only bitext, e.g. "bitext:/data/wmt/europarl-v7.de-en" (files <prefix>.<src_lang>, <prefix>.<tgt_lang>)
+aux_mixing=ratio       # ratio: each batch mixes the sources; round_robin: whole batches in turn
+aux_ratio=             # batch share per source, e.g. "st=2,mt=1,asr=1" (empty: 1 each)
+
 # Speed perturbation related
 speed_perturb_factors= # perturbation factors, e.g. "0.9 1.0 1.1" (separated by space).
 
@@ -160,6 +169,13 @@ if [ -z "${inference_tag}" ]; then
     inference_tag+="_st_model_$(echo "${inference_st_model}" | sed -e 's/\//_/g' -e 's/\.[^.]*$//g')"
 fi
 if [ -n "${speed_perturb_factors}" ]; then _train_set=${train_set}_sp; else _train_set=${train_set}; fi
+_aux_kinds=
+[ -n "${aux_asr_sets}" ] && _aux_kinds+=" asr"
+[ -n "${aux_mt_sets}" ] && _aux_kinds+=" mt"
+case "${aux_mixing}" in ratio|round_robin) ;; *) log "Error: --aux_mixing ${aux_mixing}: use ratio or round_robin"; exit 2 ;; esac
+# Speech sets formatted at stage 3: train and valid (then filtered at stage 4), tests.
+_format_sets="${_train_set} ${valid_set} ${test_sets}"
+[ -n "${aux_asr_sets}" ] && _format_sets+=" aux_asr"
 for _path in ${extra_decode_paths}; do
     case "${_path}" in
         mt|asr) ;;
@@ -189,6 +205,18 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
         data_dir validate "data/${dset}"
         stage_done "data/${dset}"
     done
+    for _kind in ${_aux_kinds}; do
+        _sets=aux_${_kind}_sets
+        log "Stage 1: Auxiliary ${_kind} data (${!_sets}) -> data/aux_${_kind}"
+        rm -f "data/aux_${_kind}/.done"
+        # Corpus roots (LIBRISPEECH, TEDLIUM3) come from db.sh.
+        # shellcheck disable=SC1091
+        ( [ -f ./db.sh ] && . ./db.sh; export LIBRISPEECH TEDLIUM3
+          # shellcheck disable=SC2086
+          ${python} -m espnet_mtl.bin.aux_data prepare --kind "${_kind}" --src_lang "${src_lang}" \
+              --tgt_lang "${tgt_lang}" --out data --nj "${nj}" ${!_sets} )
+        stage_done "data/aux_${_kind}"
+    done
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
@@ -207,9 +235,9 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "Stage 3: Format audio (feats_type=${feats_type}): data/ -> ${data_feats}"
-    for dset in "${_train_set}" "${valid_set}" ${test_sets}; do
-        # Train and valid go to org/ for stage 4 filtering; test sets are final.
-        if [ "${dset}" = "${_train_set}" ] || [ "${dset}" = "${valid_set}" ]; then
+    for dset in ${_format_sets}; do
+        # Train, valid and auxiliary sets go to org/ for stage 4 filtering; test sets are final.
+        if [ "${dset}" = "${_train_set}" ] || [ "${dset}" = "${valid_set}" ] || [ "${dset}" = aux_asr ]; then
             out=${data_feats}/org/${dset}
         else
             out=${data_feats}/${dset}
@@ -242,6 +270,21 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
             --nonempty_text "${src_text_name}" "${tgt_text_name}"
         stage_done "${data_feats}/${dset}"
     done
+    if [ -n "${aux_asr_sets}" ]; then
+        require_done "${data_feats}/org/aux_asr"
+        rm -rf "${data_feats}/aux_asr"
+        data_dir filter "${data_feats}/org/aux_asr" "${data_feats}/aux_asr" \
+            --min_dur "${min_wav_duration}" --max_dur "${max_wav_duration}" --fs "${fs_hz}" \
+            --nonempty_text "${src_text_name}"
+        stage_done "${data_feats}/aux_asr"
+    fi
+    if [ -n "${aux_mt_sets}" ]; then
+        require_done data/aux_mt
+        rm -rf "${data_feats}/aux_mt"
+        ${python} -m espnet_mtl.bin.aux_data filter_text data/aux_mt "${data_feats}/aux_mt" \
+            "${src_text_name}" "${tgt_text_name}"
+        stage_done "${data_feats}/aux_mt"
+    fi
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
@@ -322,6 +365,19 @@ if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
     ${python} -m espnet2.bin.aggregate_stats_dirs "${_inputs[@]}" --output_dir "${st_stats_dir}"
     ${python} -m espnet_mtl.bin.add_vocab_dim "${st_stats_dir}" "${tgt_token_type}" "text_shape=${tgt_token_list}"
     ${python} -m espnet_mtl.bin.add_vocab_dim "${st_stats_dir}" "${src_token_type}" "src_text_shape=${src_token_list}"
+    # Auxiliary sets: shape files named like the ST ones (collect stats needs speech and a translation).
+    if [ -n "${aux_asr_sets}" ]; then
+        require_done "${data_feats}/aux_asr"
+        ${python} -m espnet_mtl.bin.aux_data shapes "${data_feats}/aux_asr" "${st_stats_dir}/aux_asr" \
+            --speech "${feats_type}" --n_mels "${n_mels}" \
+            --text "${src_text_name}" "src_text_shape.${src_token_type}" "${src_bpedir}"
+    fi
+    if [ -n "${aux_mt_sets}" ]; then
+        require_done "${data_feats}/aux_mt"
+        ${python} -m espnet_mtl.bin.aux_data shapes "${data_feats}/aux_mt" "${st_stats_dir}/aux_mt" \
+            --text "${src_text_name}" "src_text_shape.${src_token_type}" "${src_bpedir}" \
+            --text "${tgt_text_name}" "text_shape.${tgt_token_type}" "${tgt_bpedir}"
+    fi
     stage_done "${st_stats_dir}"
 fi
 
@@ -339,6 +395,26 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     fi
     _dist_opts=()
     [ "${ngpu}" -gt 1 ] && _dist_opts=(--multiprocessing_distributed true)
+    _aux_opts=()
+    if [ -n "${aux_asr_sets}" ]; then
+        _aux_opts+=(--train_asr_data_path_and_name_and_type "${data_feats}/aux_asr/${_scp},speech,${_type}"
+                    --train_asr_data_path_and_name_and_type "${data_feats}/aux_asr/${src_text_name},src_text,text"
+                    --train_asr_shape_file "${st_stats_dir}/aux_asr/speech_shape"
+                    --train_asr_shape_file "${st_stats_dir}/aux_asr/src_text_shape.${src_token_type}")
+    fi
+    if [ -n "${aux_mt_sets}" ]; then
+        _aux_opts+=(--train_mt_data_path_and_name_and_type "${data_feats}/aux_mt/${src_text_name},src_text,text"
+                    --train_mt_data_path_and_name_and_type "${data_feats}/aux_mt/${tgt_text_name},text,text"
+                    --train_mt_shape_file "${st_stats_dir}/aux_mt/src_text_shape.${src_token_type}"
+                    --train_mt_shape_file "${st_stats_dir}/aux_mt/text_shape.${tgt_token_type}")
+    fi
+    if [ -n "${_aux_kinds}" ]; then
+        for _kind in ${_aux_kinds}; do
+            [ -d "${st_stats_dir}/aux_${_kind}" ] || { log "Error: no ${st_stats_dir}/aux_${_kind}: rerun stages 1-10 with --aux_${_kind}_sets"; exit 1; }
+        done
+        _aux_opts+=(--mixed_source_mode "${aux_mixing}")
+        [ -n "${aux_ratio}" ] && _aux_opts+=(--mixed_source_ratio "${aux_ratio}")
+    fi
     # On CPU, training gets every core of the machine it runs on.
     _threads=1
     [ "${ngpu}" -eq 0 ] && _threads=$(nproc)
@@ -356,7 +432,7 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
             --valid_shape_file "${st_stats_dir}/valid/src_text_shape.${src_token_type}" \
             --fold_length "${_fold_length}" --fold_length "${st_text_fold_length}" \
             --fold_length "${st_text_fold_length}" \
-            --resume true --output_dir "${st_exp}" ${st_args}
+            "${_aux_opts[@]}" --resume true --output_dir "${st_exp}" ${st_args}
     [ -e "${st_exp}/${inference_st_model}" ] || { log "Error: training finished without ${st_exp}/${inference_st_model}"; exit 1; }
     stage_done "${st_exp}"
 fi

@@ -1,0 +1,248 @@
+"""Auxiliary training data for multi-task models: ASR-only speech and MT-only bitext.
+
+st.sh's `--aux_asr_sets` and `--aux_mt_sets` name the data; the stages use this module:
+
+- stage 1 (`prepare`): each spec is prepared by its corpus CLI into
+  `data/aux_{asr,mt}.<i>`, then all ASR parts are combined into `data/aux_asr`
+  and all MT parts into `data/aux_mt`;
+- stage 3 formats `data/aux_asr` like any speech set (not speed-perturbed);
+- stage 4 drops examples whose model-side text is empty after normalisation
+  (e.g. a line that was only "(Applause)"): `data_dir filter` for ASR data,
+  `filter_text` here for MT data;
+- stage 10 (`shapes`): ESPnet's collect_stats needs speech in every example,
+  so the shape files of the auxiliary sets (speech length, token counts with
+  the recipe's SentencePiece models) are written here, named like the ST
+  shape files so that mixed-source training pairs them with their fold lengths.
+
+Specs (one word each, space-separated in the st.sh option):
+
+    librispeech:<subset>[,<subset>...]     LibriSpeech under $LIBRISPEECH (English)
+    tedlium3:<split>[:<layout>]            TED-LIUM 3 under $TEDLIUM3 (English); layout
+                                           legacy (default), speaker-adaptation or data
+    bitext:<prefix>                        <prefix>.<src_lang> and <prefix>.<tgt_lang>
+    dir:<path>                             an already prepared data dir (ASR: wav.scp,
+                                           utt2spk, text.*.<src>; MT: text.*.<src|tgt>)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from espnet_mtl.datadir import DataDirError, combine_data_dirs, validate_data_dir
+from espnet_mtl.fileio import read_table, write_table
+from espnet_mtl.text_norm import CASES
+
+log = logging.getLogger(__name__)
+
+ASR_CORPORA = ("librispeech", "tedlium3", "dir")
+MT_CORPORA = ("bitext", "dir")
+# Corpora whose speech is in one language only.
+CORPUS_LANG = {"librispeech": "en", "tedlium3": "en"}
+
+
+class AuxDataError(ValueError):
+    """A bad auxiliary-data spec or data dir; says which and what to do."""
+
+
+def _parse_spec(spec: str, kind: str) -> tuple[str, str]:
+    corpus, sep, arg = spec.partition(":")
+    known = ASR_CORPORA if kind == "asr" else MT_CORPORA
+    if not sep or not arg or corpus not in known:
+        examples = ("librispeech:train-clean-100,train-clean-360 tedlium3:train dir:<path>"
+                    if kind == "asr" else "bitext:/data/wmt/europarl-v7.de-en dir:<path>")
+        raise AuxDataError(f"--aux_{kind}_sets: '{spec}' is not <corpus>:<argument> with corpus "
+                           f"one of {', '.join(known)} (examples: {examples})")
+    return corpus, arg
+
+
+def _root(env: str, corpus: str) -> str:
+    root = os.environ.get(env, "")
+    if not root:
+        raise AuxDataError(f"{corpus} auxiliary data: {env} is not set; set it in db.sh "
+                           f"(or export it) to the directory the corpus was unpacked in")
+    return root
+
+
+def _run_cli(main: Callable[[list[str]], int], argv: list[str], what: str) -> None:
+    if main(argv) != 0:
+        raise AuxDataError(f"preparing {what} failed (the error is printed above)")
+
+
+def _prepare_one(kind: str, spec: str, out: Path, src_lang: str, tgt_lang: str,
+                 nj: int) -> Path:
+    """Prepare one spec into `out` (a data dir); returns the dir to combine."""
+    corpus, arg = _parse_spec(spec, kind)
+    lang = CORPUS_LANG.get(corpus)
+    if lang and lang != src_lang:
+        raise AuxDataError(f"--aux_{kind}_sets {spec}: {corpus} is {lang} speech, but the "
+                           f"source language is {src_lang}; auxiliary ASR data must be "
+                           f"in the source language")
+    common = ["--out", str(out.parent), "--name", out.name, "--nj", str(nj)]
+    if corpus == "dir":
+        if not Path(arg).is_dir():
+            raise AuxDataError(f"--aux_{kind}_sets {spec}: no data directory at {arg}")
+        return Path(arg)
+    if corpus == "librispeech":
+        from espnet_mtl.bin import prepare_librispeech
+        _run_cli(prepare_librispeech.main, ["--root", _root("LIBRISPEECH", corpus),
+                                            "--subsets", arg, "--lang", src_lang] + common, spec)
+    elif corpus == "tedlium3":
+        from espnet_mtl.bin import prepare_tedlium3
+        split, _, layout = arg.partition(":")
+        _run_cli(prepare_tedlium3.main, ["--root", _root("TEDLIUM3", corpus), "--split", split,
+                                         "--layout", layout or "legacy"] + common, spec)
+    elif corpus == "bitext":
+        from espnet_mtl.bin import prepare_bitext
+        src, tgt = f"{arg}.{src_lang}", f"{arg}.{tgt_lang}"
+        for path in (src, tgt):
+            if not Path(path).is_file() and Path(path + ".gz").is_file():
+                src, tgt = src + ".gz", tgt + ".gz"
+                break
+        _run_cli(prepare_bitext.main, ["--src", src, "--tgt", tgt, "--src_lang", src_lang,
+                                       "--tgt_lang", tgt_lang] + common, spec)
+    return out
+
+
+def _text_names(lang: str) -> list[str]:
+    return [f"text.{case}.{lang}" for case in CASES]
+
+
+def _combine_text_dirs(dst: Path, srcs: list[Path], names: list[str]) -> int:
+    """Union of text-only (MT) dirs; every dir must hold every file in `names`."""
+    merged: dict[str, dict[str, str]] = {n: {} for n in names}
+    owner: dict[str, Path] = {}
+    for src in srcs:
+        tables = {}
+        for name in names:
+            if not (src / name).is_file():
+                raise AuxDataError(f"{src / name}: missing; an MT data dir needs "
+                                   f"{', '.join(names)}")
+            tables[name] = read_table(src / name)
+        keys = set(tables[names[0]])
+        for name in names[1:]:
+            if set(tables[name]) != keys:
+                raise AuxDataError(f"{src}: {name} and {names[0]} hold different utterance ids")
+        for key in keys:
+            if key in owner:
+                raise AuxDataError(f"utterance id '{key}' is in both {owner[key]} and {src}")
+            owner[key] = src
+        for name in names:
+            merged[name].update(tables[name])
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in names:
+        write_table(tmp / name, merged[name])
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+    return len(owner)
+
+
+def prepare(kind: str, specs: list[str], out: str | os.PathLike, src_lang: str,
+            tgt_lang: str, nj: int = 1) -> Path:
+    """Stage 1: prepare every spec and combine them into `<out>/aux_<kind>`."""
+    if kind not in ("asr", "mt"):
+        raise AuxDataError(f"kind must be asr or mt, got {kind!r}")
+    if not specs:
+        raise AuxDataError(f"--aux_{kind}_sets is empty")
+    out = Path(out)
+    for spec in specs:  # refuse a bad spec before preparing anything
+        _parse_spec(spec, kind)
+    parts = [_prepare_one(kind, spec, out / f"aux_{kind}.{i}", src_lang, tgt_lang, nj)
+             for i, spec in enumerate(specs, 1)]
+    dst = out / f"aux_{kind}"
+    if kind == "asr":
+        for part in parts:
+            validate_data_dir(part)
+            missing = [n for n in _text_names(src_lang) if not (part / n).is_file()]
+            if missing:
+                raise AuxDataError(f"{part}: ASR data needs {', '.join(missing)} "
+                                   f"(transcripts in the source language {src_lang})")
+        shutil.rmtree(dst, ignore_errors=True)
+        n = combine_data_dirs(dst, parts)
+    else:
+        n = _combine_text_dirs(dst, parts, _text_names(src_lang) + _text_names(tgt_lang))
+    log.info("auxiliary %s data: %d examples from %d source(s) -> %s", kind.upper(), n,
+             len(parts), dst)
+    return dst
+
+
+def filter_text(src: str | os.PathLike, dst: str | os.PathLike, names: list[str]) -> dict:
+    """Stage 4 for an MT-only dir: keep examples whose `names` texts are all non-empty.
+
+    Every file of `src` is a text table over the same ids (what `prepare`
+    writes); `dst` is written next to its final place and renamed into it.
+    (ASR-only dirs are filtered by `data_dir filter`, like the ST sets.)
+    """
+    src, dst = Path(src), Path(dst)
+    tables = {p.name: read_table(p) for p in sorted(src.iterdir())
+              if p.is_file() and not p.name.startswith(".")}
+    for name in names:
+        if name not in tables:
+            raise AuxDataError(f"{src / name}: missing")
+    ids = set(tables[names[0]])
+    for name, table in tables.items():
+        if set(table) != ids:
+            raise AuxDataError(f"{src}: {name} and {names[0]} hold different utterance ids")
+    keep = {k for k in ids if all(tables[n][k].strip() for n in names)}
+    if not keep:
+        raise AuxDataError(f"{src}: no example has non-empty {' and '.join(names)}")
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, table in tables.items():
+        write_table(tmp / name, {k: v for k, v in table.items() if k in keep})
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+    dropped = len(ids) - len(keep)
+    log.info("%s -> %s: kept %d, dropped %d with empty %s", src, dst, len(keep), dropped,
+             " or ".join(names))
+    return {"kept": len(keep), "dropped": dropped}
+
+
+def _token_counts(text_file: Path, bpemodel: str) -> dict[str, int]:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=bpemodel)
+    table = read_table(text_file)
+    keys = list(table)
+    pieces = sp.encode([table[k] for k in keys], out_type=int)
+    return {k: len(p) for k, p in zip(keys, pieces)}
+
+
+def write_shapes(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                 texts: list[tuple[str, str, str, int]], speech: str | None = None,
+                 n_mels: int = 80) -> Path:
+    """Stage 10: ESPnet shape files for an auxiliary set.
+
+    `texts`: (text file name, shape name, SentencePiece model, vocabulary size),
+    written as `<out_dir>/<shape name>` with lines `<utt> <tokens>,<vocab>`.
+    `speech`: "raw" (utt2num_samples -> `speech_shape` `<utt> <samples>`) or
+    "fbank" (utt2num_frames -> `<utt> <frames>,<n_mels>`), or None for text only.
+    """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys: set[str] | None = None
+    if speech is not None:
+        name = {"raw": "utt2num_samples", "fbank": "utt2num_frames"}.get(speech)
+        if name is None:
+            raise AuxDataError(f"speech shape kind must be raw or fbank, got {speech!r}")
+        if not (data_dir / name).is_file():
+            raise AuxDataError(f"{data_dir / name}: missing; run stage 3 (audio formatting) "
+                               f"for {data_dir.name}")
+        lengths = read_table(data_dir / name)
+        keys = set(lengths)
+        write_table(out_dir / "speech_shape",
+                    {k: v if speech == "raw" else f"{v},{n_mels}" for k, v in lengths.items()})
+    for text_name, shape_name, bpemodel, vocab in texts:
+        counts = _token_counts(data_dir / text_name, bpemodel)
+        if keys is not None and set(counts) != keys:
+            raise DataDirError(f"{data_dir}: {text_name} and the audio hold different utterances")
+        keys = set(counts)
+        write_table(out_dir / shape_name, {k: f"{n},{vocab}" for k, n in counts.items()})
+    log.info("wrote shape files for %d examples of %s -> %s", len(keys or ()), data_dir, out_dir)
+    return out_dir
