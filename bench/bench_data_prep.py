@@ -1,11 +1,17 @@
-"""Benchmark stage 1 (MuST-C data preparation) on a fabricated en-de train split.
+"""Benchmark stage 1 (data preparation) on fabricated full-size metadata.
 
-Fabricates metadata only (train.yaml, train.en, train.de with TED-like
-sentences, and one tiny header-only wav per talk, since the reader checks
-that each wav exists), untimed; then times `prepare_must_c` in-process for the
-train split, and, as a baseline, a naive `yaml.safe_load` of the same yaml.
+MuST-C (default): a 230k-segment en-de train split: train.yaml, train.en,
+train.de with TED-like sentences, and one tiny header-only wav per talk
+(the reader checks that each wav exists), untimed; then `prepare_must_c` is
+timed in-process, and, as a baseline, a naive `yaml.safe_load` of the yaml.
+
+CoVoST 2 (`--corpus covost2`): fr-en with 200k rows: validated.tsv,
+covost_v2.fr_en.tsv and one 1-byte placeholder clip per row (the reader lists
+clips/ and skips empty clips), untimed; then `prepare_covost2` is timed, and
+as a baseline `csv.DictReader` over the two tables (parse only).
 
     tools/venv/bin/python bench/bench_data_prep.py [--segments 230000] [--out results.json]
+    tools/venv/bin/python bench/bench_data_prep.py --corpus covost2 [--segments 200000]
 """
 
 from __future__ import annotations
@@ -94,14 +100,87 @@ def fabricate(root: Path, segments: int, talks: int, seed: int = 0) -> Path:
     return split_dir / "txt" / "train.yaml"
 
 
+def fabricate_covost2(root: Path, rows: int, seed: int = 0) -> list[Path]:
+    """Write <root>/fr/{validated.tsv, covost_v2.fr_en.tsv, clips/}; returns the two tables."""
+    rng = random.Random(seed)
+    lang_dir = root / "fr"
+    (lang_dir / "clips").mkdir(parents=True)
+    speakers = [f"{rng.getrandbits(256):064x}" for _ in range(max(1, rows // 40))]
+    labels = ["train"] * 8 + ["dev", "test"]
+    v_lines = ["client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccent\n"]
+    c_lines = ["path\tsentence\ttranslation\tclient_id\tsplit\n"]
+    for i in range(rows):
+        clip = f"common_voice_fr_{17000000 + i}.mp3"
+        who = rng.choice(speakers)
+        src = sentence(rng, DE_WORDS, "de")  # any Latin-script source text will do
+        tgt = sentence(rng, EN_WORDS, "en")
+        v_lines.append(f"{who}\t{clip}\t{src}\t2\t0\t\t\t\n")
+        c_lines.append(f"{clip}\t{src}\t{tgt}\t{who}\t{rng.choice(labels)}\n")
+        with open(lang_dir / "clips" / clip, "wb") as f:
+            f.write(b"\0")
+    tables = [lang_dir / "validated.tsv", lang_dir / "covost_v2.fr_en.tsv"]
+    for path, lines in zip(tables, (v_lines, c_lines)):
+        path.write_text("".join(lines), encoding="utf-8")
+    return tables
+
+
+def bench_covost2(args) -> dict:
+    import csv
+
+    from espnet_mtl.bin import prepare_covost2
+
+    with tempfile.TemporaryDirectory(prefix="bench_covost2.") as tmp:
+        root = Path(tmp) / "cv4"
+        tables = fabricate_covost2(root, args.segments)
+        out = Path(tmp) / "data"
+        logging.disable(logging.INFO)
+        t0 = time.perf_counter()
+        rc = prepare_covost2.main(["--root", str(root), "--src_lang", "fr", "--tgt_lang", "en",
+                                   "--splits", "train,dev,test", "--out", str(out),
+                                   "--nj", str(args.nj)])
+        seconds = time.perf_counter() - t0
+        if rc != 0:
+            sys.exit(f"bench_data_prep: prepare_covost2 failed with exit code {rc}")
+        kept = sum(sum(1 for _ in open(out / f"{s}.fr-en" / "utt2spk", encoding="utf-8"))
+                   for s in ("train", "dev", "test"))
+        t0 = time.perf_counter()
+        for path in tables:
+            with open(path, encoding="utf-8", newline="") as f:
+                for _ in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                    pass
+        base = time.perf_counter() - t0
+    return {
+        "benchmark": "data_prep_covost2_fr_en",
+        "rows": args.segments,
+        "kept": kept,
+        "workers": args.nj,
+        "cpu_count": os.cpu_count(),
+        "seconds": round(seconds, 3),
+        "segments_per_second": round(args.segments / seconds, 1),
+        "target_segments_per_second": TARGET,
+        "ratio_vs_target": round(args.segments / seconds / TARGET, 2),
+        "baseline": {"method": "csv.DictReader over validated.tsv and the CoVoST table "
+                               "(parse only, no join, no texts, no output)",
+                     "seconds": round(base, 3)},
+        "stage1_time_vs_parse_only": round(seconds / base, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--segments", type=int, default=230000)
+    parser.add_argument("--corpus", choices=("must_c", "covost2"), default="must_c")
+    parser.add_argument("--segments", type=int, default=None,
+                        help="segments (MuST-C, default 230000) or rows (CoVoST 2, default 200000)")
     parser.add_argument("--talks", type=int, default=2500)
     parser.add_argument("--nj", type=int, default=2, help="normalisation processes (default: 2 cores)")
     parser.add_argument("--no_baseline", action="store_true", help="skip the slow yaml.safe_load baseline")
     parser.add_argument("--out", help="also write the JSON result here")
     args = parser.parse_args()
+    if args.segments is None:
+        args.segments = 230000 if args.corpus == "must_c" else 200000
+    if args.corpus == "covost2":
+        emit(bench_covost2(args), args.out)
+        return
     talks = max(1, min(args.talks, args.segments))
 
     with tempfile.TemporaryDirectory(prefix="bench_must_c.") as tmp:
@@ -153,10 +232,14 @@ def main() -> None:
             result["speedup_vs_yaml_safe_load"] = round(base / seconds, 2)
             result["reader_speedup_vs_yaml_safe_load"] = round(base / reader_seconds, 2)
 
+    emit(result, args.out)
+
+
+def emit(result: dict, out: str | None) -> None:
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        with atomic_open(args.out) as f:
+    if out:
+        with atomic_open(out) as f:
             f.write(text + "\n")
 
 

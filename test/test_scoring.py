@@ -53,6 +53,17 @@ def test_zh_uses_its_tokenizer(tmp_path):
                                                     tokenize="zh").score, 2)
 
 
+@pytest.mark.parametrize("lang, tok", [("zh-CN", "zh"), ("ja", "ja-mecab")])
+def test_covost_zh_ja_targets_use_their_tokenizers(tmp_path, lang, tok):
+    # CoVoST writes zh-CN; ja needs MeCab (installed through sacrebleu[ja]).
+    hyps, refs = ["今日は良い天気です。"], ["今日は良い天気でした。"]
+    hyp, ref = _tables(tmp_path, hyps=hyps, refs=refs)
+    r = score_st(hyp, ref, lang)
+    assert f"tok:{tok}" in r["bleu_signature"]
+    assert r["bleu"] == round(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tok).score, 2)
+    assert r["bleu"] != round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)
+
+
 def test_missing_hypothesis_is_an_error_naming_the_utterance(tmp_path):
     hyp, ref = _tables(tmp_path)
     hyp.write_text("utt0 Der Hund.\n", encoding="utf-8")

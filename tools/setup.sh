@@ -32,5 +32,9 @@ export PATH="$venv/bin:\$PATH"
 export NLTK_DATA="\${NLTK_DATA:-$tools_dir/nltk_data}"
 ACT
 "$venv/bin/python" -c "import espnet2.tasks.st, sacrebleu, sentencepiece, kaldiio, espnet_mtl; print('tools/setup.sh: imports ok')"
+# Audio decoders the corpus recipes rely on: MP3 (CoVoST 2) through the
+# libsndfile bundled in the soundfile wheel.
+"$venv/bin/python" -c "import soundfile; assert 'MP3' in soundfile.available_formats(), \
+    f'libsndfile {soundfile.__libsndfile_version__} cannot decode MP3 (CoVoST 2 needs >= 1.1)'"
 echo "$want" > "$stamp"
 echo "tools/setup.sh: done"
