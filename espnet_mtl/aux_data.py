@@ -162,6 +162,10 @@ def prepare(kind: str, specs: list[str], out: str | os.PathLike, src_lang: str,
             if missing:
                 raise AuxDataError(f"{part}: ASR data needs {', '.join(missing)} "
                                    f"(transcripts in the source language {src_lang})")
+        if len(parts) > 1 and any((p / "segments").is_file() for p in parts):
+            for part in parts:  # combining with segmented data needs clip durations
+                if not (part / "segments").is_file():
+                    _write_reco2dur(part)
         shutil.rmtree(dst, ignore_errors=True)
         n = combine_data_dirs(dst, parts)
     else:
@@ -169,6 +173,26 @@ def prepare(kind: str, specs: list[str], out: str | os.PathLike, src_lang: str,
     log.info("auxiliary %s data: %d examples from %d source(s) -> %s", kind.upper(), n,
              len(parts), dst)
     return dst
+
+
+def _write_reco2dur(data_dir: Path) -> None:
+    """Clip durations from the audio headers (no decoding), so that whole-clip
+    data (LibriSpeech) can be combined with segmented data (TED-LIUM)."""
+    import soundfile as sf
+    from tqdm import tqdm
+
+    if (data_dir / "reco2dur").is_file():
+        return
+    wavs = read_table(data_dir / "wav.scp")
+    durations = {}
+    for rec, path in tqdm(wavs.items(), desc=f"durations of {data_dir.name}", mininterval=10,
+                          disable=len(wavs) < 10000):
+        try:
+            durations[rec] = f"{sf.info(path).duration:.3f}"
+        except Exception as e:  # soundfile raises several types for bad files
+            raise AuxDataError(f"{data_dir / 'wav.scp'}: recording {rec}: cannot read the "
+                               f"duration of {path} ({e}); fix or remove the file") from None
+    write_table(data_dir / "reco2dur", durations)
 
 
 def filter_text(src: str | os.PathLike, dst: str | os.PathLike, names: list[str]) -> dict:

@@ -187,6 +187,73 @@ def _write_tsv(path: Path, header, rows) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+# ----------------------------------------------------------------------------- Europarl-ST
+
+
+def write_m4a(path: Path, seconds: float, freq: float) -> None:
+    """44.1 kHz stereo AAC in an .m4a, encoded by the ffmpeg stage 3 decodes with."""
+    import subprocess
+
+    from espnet_mtl.audio_dump import ffmpeg_exe
+
+    wav = path.with_name(path.name + ".wav")
+    sf.write(wav, tone(seconds, 44100, freq, channels=2), 44100, subtype="PCM_16")
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(wav), "-c:a", "aac",
+                    "-b:a", "64k", str(path)], check=True)
+    wav.unlink()
+
+
+def make_europarl_st(root: Path, src: str = "en", tgt: str = "de", *, speeches: int = 2,
+                     segments: int = 6, seed: int = 0) -> dict[str, int]:
+    """`<root>/<src>/audios/<speech_id>.m4a` + `<root>/<src>/<tgt>/<split>/segments.*`.
+
+    Speech ids carry dots, and one is a prefix of another. Traps: a segment
+    ending after its audio (clamped at stage 3), an empty translation, a
+    duplicate segment, and a train-noisy split that stays out by default.
+    Returns the segments a correct reader keeps per split.
+    """
+    rng = random.Random(seed)
+    src_words = EN_WORDS if src == "en" else XX_WORDS[src]
+    tgt_words = EN_WORDS if tgt == "en" else XX_WORDS[tgt]
+    (root / src / "audios").mkdir(parents=True)
+    kept = {}
+    n = 0
+    for split in ("train", "dev", "test", "train-noisy"):
+        d = root / src / tgt / split
+        d.mkdir(parents=True)
+        segs, s_lines, t_lines = [], [], []
+        kept[split] = 0
+        for k in range(speeches):
+            n += 1
+            speech = f"{src}.2008092{n}.31.3-24" + ("3" if k % 2 else "")
+            start = 0.4
+            for _ in range(segments):
+                end = round(start + rng.uniform(0.8, 1.5), 2)
+                segs.append(f"{speech} {start:.2f} {end:.2f}")
+                s_lines.append(sentence(rng, src_words))
+                t_lines.append(sentence(rng, tgt_words))
+                kept[split] += 1
+                start = round(end + 0.2, 2)
+            audio_end = start + 0.3
+            if split == "train" and k == 0:
+                segs.append(f"{speech} {start:.2f} {audio_end + 0.4:.2f}")  # ends after the audio
+                s_lines.append(sentence(rng, src_words))
+                t_lines.append(sentence(rng, tgt_words))
+                kept[split] += 1
+                segs.append(segs[0])  # duplicate
+                s_lines.append(s_lines[0])
+                t_lines.append(t_lines[0])
+                segs.append(f"{speech} 0.40 0.90")  # empty translation
+                s_lines.append("Nothing.")
+                t_lines.append("")
+            write_m4a(root / src / "audios" / f"{speech}.m4a", audio_end, 200 + 50 * n)
+        for name, lines in (("segments.lst", segs), (f"segments.{src}", s_lines),
+                            (f"segments.{tgt}", t_lines)):
+            (d / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (d / "speeches.lst").write_text("\n".join(sorted({x.split()[0] for x in segs})) + "\n")
+    return kept
+
+
 # ----------------------------------------------------------------------------- auxiliary data
 
 

@@ -38,7 +38,7 @@ EXACT = dict(encoder_conf={"cnn_module_kernel": 1, "input_layer": "linear"},
              frontend_conf={"center": False})
 
 
-def _mixed_batch(seed=3, garbage=0.0):
+def _mixed_batch(seed=3, garbage=0.0, speech_lengths=(1600, 0, 1280, 960)):
     """Rows: 0 ST triple, 1 MT-only (no speech), 2 ASR-only (no translation), 3 ST triple.
 
     Absent fields have length 0; their padded content is `garbage` (the
@@ -46,7 +46,7 @@ def _mixed_batch(seed=3, garbage=0.0):
     """
     g = torch.Generator().manual_seed(seed)
     speech = torch.randn(4, 1600, generator=g)
-    speech_lengths = torch.tensor([1600, 0, 1280, 960])
+    speech_lengths = torch.tensor(speech_lengths)
     text = torch.tensor([[2, 3, 4], [4, 2, -1], [-1, -1, -1], [3, -1, -1]])
     text_lengths = torch.tensor([3, 2, 0, 1])
     src = torch.tensor([[2, 3, 4, 5], [5, 4, -1, -1], [3, 3, 2, -1], [3, 4, -1, -1]])
@@ -77,13 +77,16 @@ def _alone(batch, i):
     return out
 
 
-def test_each_loss_uses_exactly_the_examples_with_its_fields(tmp_path, monkeypatch):
+# The second case makes the ASR-only row the longest: the ST rows' encoder
+# output is then padded beyond their own longest row (found by a recipe run).
+@pytest.mark.parametrize("lengths", [(1600, 0, 1280, 960), (1280, 0, 1600, 960)])
+def test_each_loss_uses_exactly_the_examples_with_its_fields(tmp_path, monkeypatch, lengths):
     model = _build(tmp_path, monkeypatch, WEIGHTS, **EXACT)
     model.eval()
     with torch.no_grad():
-        _, mixed, weight = model(**_mixed_batch())
-        _, garbage, _ = model(**_mixed_batch(garbage=1e4))
-        alone = [model(**_alone(_mixed_batch(), i))[1] for i in range(4)]
+        _, mixed, weight = model(**_mixed_batch(speech_lengths=lengths))
+        _, garbage, _ = model(**_mixed_batch(garbage=1e4, speech_lengths=lengths))
+        alone = [model(**_alone(_mixed_batch(speech_lengths=lengths), i))[1] for i in range(4)]
     assert int(weight) == 4
     total = 0.0
     for key in LOSSES:

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 import corpus_fixtures as fx
+from espnet_mtl.audio_dump import load_recording
 from espnet_mtl.datadir import validate_data_dir
 from espnet_mtl.fileio import read_table
 from espnet_mtl.recipes import ROOT, copy_recipe
@@ -38,10 +39,10 @@ def check_data_dir(path: Path, n_utts: int | None = None):
         assert counts["utterances"] == n_utts, (path, counts)
     if (path / "segments").exists():
         wavs = read_table(path / "wav.scp")
-        frames = {rec: sf.info(p).duration for rec, p in wavs.items()}
+        frames = {rec: load_recording(p, 16000).size / 16000 for rec, p in wavs.items()}
         for utt, value in read_table(path / "segments").items():
             rec, start, end = value.split()
-            assert 0 <= float(start) < float(end) <= frames[rec] + 1e-6, (utt, value)
+            assert 0 <= float(start) < float(end) <= frames[rec] + 1e-3, (utt, value)
     ids = list(read_table(path / "utt2spk"))
     for name in path.iterdir():
         if name.name.startswith("text"):
@@ -148,3 +149,72 @@ def test_recipes_share_the_driver_and_corpus_paths():
         if corpus != "mini_st":
             assert (d / "RESULTS.md").exists() and "Published reference numbers" in \
                 (d / "RESULTS.md").read_text()
+
+
+def test_must_c_with_auxiliary_asr_and_mt_data_trains_mixed_batches(tmp_path):
+    """LibriSpeech + TED-LIUM 3 (ASR-only) and a bitext (MT-only) through stages 1-11."""
+    fx.make_must_c(tmp_path / "MUSTC_v1.0", "de", talks=2)
+    n_libri = fx.make_librispeech(tmp_path / "libri")
+    n_ted = fx.make_tedlium3(tmp_path / "ted")
+    n_mt = fx.make_bitext(tmp_path / "wmt" / "news", "en", "de")
+    recipe = copy_recipe("must_c", tmp_path / "work")
+    config = ROOT / "egs2" / "mini_st" / "st1" / "conf" / "train_st_mtl.yaml"
+    env = {"MUST_C": str(tmp_path / "MUSTC_v1.0"), "LIBRISPEECH": str(tmp_path / "libri" / "LibriSpeech"),
+           "TEDLIUM3": str(tmp_path / "ted" / "TEDLIUM_release-3")}
+    run(recipe, "--stage", "1", "--stop_stage", "11", "--ngpu", "0", "--speed_perturb_factors", "",
+        "--aux_asr_sets", "librispeech:train-clean-5 tedlium3:train",
+        "--aux_mt_sets", f"bitext:{tmp_path / 'wmt' / 'news'}", "--aux_ratio", "st=2,asr=1,mt=1",
+        "--st_config", str(config), "--st_tag", "aux",
+        "--st_args", "--max_epoch 1 --batch_size 8 --keep_nbest_models 1 --num_workers 0", env=env)
+
+    asr, mt = recipe / "data" / "aux_asr", recipe / "data" / "aux_mt"
+    assert len(read_table(asr / "utt2spk")) == n_libri + n_ted
+    assert (asr / "segments").exists()  # TED-LIUM segments + identity segments of LibriSpeech clips
+    assert len(read_table(mt / "text.tc.de")) == n_mt
+    stats = recipe / "exp" / "st_stats_raw_en_de_bpe"
+    speech = read_table(stats / "aux_asr" / "speech_shape")
+    assert len(speech) == n_libri + n_ted and all(int(v) > 1000 for v in speech.values())
+    vocab = sum(1 for _ in open(next((recipe / "data").glob("*_token_list")) / "tgt_bpe_unigram60"
+                                / "tokens.txt"))
+    assert all(v.endswith(f",{vocab}") for v in read_table(stats / "aux_mt" / "text_shape.bpe").values())
+    log = (recipe / "exp" / "st_aux" / "train.log").read_text()
+    assert "mixed-source batches (ratio, ratio {'st': 2, 'asr': 1, 'mt': 1})" in log
+    for key in ("loss_mt=", "loss_asr_ctc=", "loss_st="):
+        assert key in log, key
+
+
+def test_aux_data_bad_spec_is_refused_before_anything_runs(tmp_path):
+    fx.make_must_c(tmp_path / "MUSTC_v1.0", "de", talks=1, segments_per_talk=3)
+    recipe = copy_recipe("must_c", tmp_path / "work")
+    r = run(recipe, "--stage", "1", "--stop_stage", "1", "--aux_asr_sets", "commonvoice:fr",
+            env={"MUST_C": str(tmp_path / "MUSTC_v1.0")}, check=False)
+    assert r.returncode != 0 and "'commonvoice:fr' is not <corpus>:<argument>" in r.stderr
+    r = run(recipe, "--stage", "1", "--stop_stage", "1", "--aux_asr_sets", "librispeech:train-clean-5",
+            env={"MUST_C": str(tmp_path / "MUSTC_v1.0"), "LIBRISPEECH": ""}, check=False)
+    assert r.returncode != 0 and "LIBRISPEECH is not set" in r.stderr
+
+
+def test_europarl_st_stages_1_to_5(tmp_path):
+    kept = fx.make_europarl_st(tmp_path / "europarl-st", "en", "de")
+    recipe = copy_recipe("europarl_st", tmp_path / "work")
+    r = run(recipe, "--stage", "1", "--stop_stage", "5", "--speed_perturb_factors", "",
+            env={"EUROPARL_ST": str(tmp_path / "europarl-st")})
+    assert "empty_translation=1" in r.stderr and "duplicate=1" in r.stderr
+    assert sorted(p.name for p in (recipe / "data").iterdir() if "." in p.name
+                  and not p.name.startswith(".")) == ["dev.en-de", "test.en-de", "train.en-de"]
+    for split in ("dev", "test"):
+        check_data_dir(recipe / "data" / f"{split}.en-de", kept[split])
+    # The segment past the audio end: kept in data/ and clamped when cut at stage 3.
+    assert validate_data_dir(recipe / "data" / "train.en-de")["utterances"] == kept["train"]
+    dump = check_stages_2_to_5(recipe, "train.en-de", ["test.en-de"], sp=False)
+    logs = "".join(p.read_text() for p in (dump / "org" / "train.en-de" / "logs").glob("*.log"))
+    assert "clamped" in logs
+
+
+def test_europarl_st_with_train_noisy(tmp_path):
+    kept = fx.make_europarl_st(tmp_path / "europarl-st", "en", "de", segments=3)
+    recipe = copy_recipe("europarl_st", tmp_path / "work")
+    run(recipe, "--stage", "1", "--stop_stage", "1", "--train_noisy", "true",
+        env={"EUROPARL_ST": str(tmp_path / "europarl-st")})
+    both = validate_data_dir(recipe / "data" / "train_with_noisy.en-de")["utterances"]
+    assert both == kept["train"] + kept["train-noisy"]

@@ -33,8 +33,10 @@ export NLTK_DATA="\${NLTK_DATA:-$tools_dir/nltk_data}"
 ACT
 "$venv/bin/python" -c "import espnet2.tasks.st, sacrebleu, sentencepiece, kaldiio, espnet_mtl; print('tools/setup.sh: imports ok')"
 # Audio decoders the corpus recipes rely on: MP3 (CoVoST 2) through the
-# libsndfile bundled in the soundfile wheel.
+# libsndfile bundled in the soundfile wheel, m4a (Europarl-ST) through the
+# ffmpeg binary of the imageio-ffmpeg wheel.
 "$venv/bin/python" -c "import soundfile; assert 'MP3' in soundfile.available_formats(), \
     f'libsndfile {soundfile.__libsndfile_version__} cannot decode MP3 (CoVoST 2 needs >= 1.1)'"
+"$venv/bin/python" -c "import imageio_ffmpeg; imageio_ffmpeg.get_ffmpeg_exe()"
 echo "$want" > "$stamp"
 echo "tools/setup.sh: done"

@@ -438,6 +438,9 @@ class MTLSTModel(AbsESPnetModel):
         self, acoustic_out: torch.Tensor, acoustic_lens: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """(Linear) -> shared textual encoder, for acoustic-encoder outputs."""
+        # A sub-batch (e.g. the ST rows of a mixed batch) can be padded beyond its
+        # own longest row, and the encoder's mask has only max(lens) frames.
+        acoustic_out = acoustic_out[:, : int(acoustic_lens.max())]
         xs = acoustic_out if self.encoder_proj is None else self.encoder_proj(acoustic_out)
         return self.textual_encoder(xs, acoustic_lens)
 

@@ -1,0 +1,91 @@
+"""Stage 1 for auxiliary ASR data: LibriSpeech subsets as one ASR-only data dir `<out>/<name>/`.
+
+    python -m espnet_mtl.bin.prepare_librispeech --root /corpora/LibriSpeech \\
+        --subsets train-clean-100,train-clean-360,train-other-500 --out data \\
+        --name librispeech_train --lang en --nj 2
+
+The dir has wav.scp (utterance id -> flac; no segments: each flac is one
+utterance), utt2spk, spk2utt (speaker = the LibriSpeech speaker number),
+text.{tc,lc,lc.rm}.<lang> and text (= text.tc.<lang>), plus spk2gender when
+<root>/SPEAKERS.TXT lists every speaker used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from espnet_mtl.corpora.librispeech import (LibriSpeechError, read_librispeech_with_stats,
+                                            read_speaker_genders)
+from espnet_mtl.corpora.writer import DataDirError, check_dir_name, write_asr_data_dir
+from espnet_mtl.fileio import TableError
+
+PROG = "prepare_librispeech"
+logger = logging.getLogger(PROG)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True,
+                        help="the LibriSpeech directory holding <subset>/ and SPEAKERS.TXT")
+    parser.add_argument("--subsets", default="train-clean-100,train-clean-360,train-other-500",
+                        help="comma-separated subsets, written together into one dir "
+                             "(default: the 960 h training set)")
+    parser.add_argument("--out", default="data", help="parent of the data dir (default: data)")
+    parser.add_argument("--name", default="librispeech_train",
+                        help="data dir name (default: librispeech_train)")
+    parser.add_argument("--lang", default="en", help="transcript language code (default: en)")
+    parser.add_argument("--missing_audio", choices=("error", "drop"), default="error",
+                        help="a transcript line without its flac: stop (default) or drop and count it")
+    parser.add_argument("--nj", type=int, default=1,
+                        help="processes for text normalisation (default: 1)")
+    return parser
+
+
+def speaker_genders(root: Path, speakers: set[str]) -> dict[str, str] | None:
+    """spk2gender for `speakers` from SPEAKERS.TXT, or None (absent, or a speaker missing).
+
+    Kaldi's validate_data_dir.sh and `espnet_mtl.datadir` want every speaker in
+    spk2gender, so a list that misses some speakers is not written at all.
+    """
+    path = root / "SPEAKERS.TXT"
+    if not path.is_file():
+        logger.info("%s not found: no spk2gender", path)
+        return None
+    genders = read_speaker_genders(path)
+    missing = sorted(speakers - genders.keys(), key=int)
+    if missing:
+        logger.warning("%s lacks %d of the %d speakers used (e.g. %s): no spk2gender written",
+                       path, len(missing), len(speakers), missing[0])
+        return None
+    return {spk: genders[spk] for spk in speakers}
+
+
+def run(args: argparse.Namespace) -> Path:
+    name = check_dir_name(args.name)
+    utts, stats = read_librispeech_with_stats(args.root, args.subsets, args.missing_audio)
+    if not utts:
+        raise LibriSpeechError(f"no utterance left ({stats.summary()})")
+    spk2gender = speaker_genders(Path(args.root), {u.speaker for u in utts})
+    return write_asr_data_dir(Path(args.out) / name, utts, args.lang, workers=args.nj,
+                              spk2gender=spk2gender)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s {PROG} %(levelname)s: %(message)s")
+    try:
+        run(args)
+    except (LibriSpeechError, DataDirError, TableError, OSError) as e:
+        # Expected failures (bad corpus, unwritable output): one line, no traceback.
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

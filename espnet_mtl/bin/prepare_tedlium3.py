@@ -1,0 +1,69 @@
+"""Stage 1 for auxiliary ASR data: one TED-LIUM 3 split as an ASR-only data dir `<out>/<name>/`.
+
+    python -m espnet_mtl.bin.prepare_tedlium3 --root /corpora/TEDLIUM_release-3 \\
+        --split train --layout legacy --out data --name tedlium3_train --nj 2
+
+Layouts: `legacy` and `speaker-adaptation` (<root>/<layout>/<split>/{sph,stm}),
+and `data` (<root>/data/{sph,stm}: the full 452 h training set, split train
+only). The dir has wav.scp (talk -> sph file), segments, utt2spk, spk2utt,
+text.{tc,lc,lc.rm}.<lang>, text (= text.tc.<lang>), and spk2gender when the
+stm labels give every speaker one gender. Utterance ids are
+`<speaker>-<start cs %07d>-<end cs %07d>`; see `espnet_mtl.corpora.tedlium3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from espnet_mtl.corpora.tedlium3 import (LAYOUTS, SPLITS, TedliumError, read_tedlium3_with_stats,
+                                         speaker_genders)
+from espnet_mtl.corpora.writer import DataDirError, check_dir_name, write_asr_data_dir
+from espnet_mtl.fileio import TableError
+
+PROG = "prepare_tedlium3"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="the TEDLIUM_release-3 directory")
+    parser.add_argument("--split", choices=SPLITS, default="train", help="split (default: train)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="legacy",
+                        help="which copy of the split (default: legacy)")
+    parser.add_argument("--out", default="data", help="parent of the data dir (default: data)")
+    parser.add_argument("--name", default=None, help="data dir name (default: tedlium3_<split>)")
+    parser.add_argument("--lang", default="en", help="transcript language code (default: en)")
+    parser.add_argument("--min_duration", type=float, default=0.2,
+                        help="drop segments shorter than this many seconds (default: 0.2)")
+    parser.add_argument("--nj", type=int, default=1,
+                        help="processes for text normalisation (default: 1)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> Path:
+    name = check_dir_name(args.name or f"tedlium3_{args.split}")
+    utts, stats = read_tedlium3_with_stats(args.root, args.split, args.layout, args.min_duration)
+    if not utts:
+        raise TedliumError(f"no utterance left ({stats.summary()})")
+    return write_asr_data_dir(Path(args.out) / name, utts, args.lang, workers=args.nj,
+                              spk2gender=speaker_genders(utts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s {PROG} %(levelname)s: %(message)s")
+    try:
+        run(args)
+    except (TedliumError, DataDirError, TableError, OSError) as e:
+        # Expected failures (bad corpus, unwritable output): one line, no traceback.
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
