@@ -13,13 +13,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from espnet_mtl.cli import run_main
 from espnet_mtl import aux_data
-from espnet_mtl.datadir import DataDirError
-from espnet_mtl.fileio import TableError
 from espnet_mtl.st_stats import count_lines
 
 PROG = "aux_data"
@@ -76,15 +74,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s {PROG} %(levelname)s: %(message)s")
-    try:
-        run(args)
-    except (aux_data.AuxDataError, DataDirError, TableError, OSError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main(PROG, get_parser(), run, (aux_data.AuxDataError,), argv)
 
 
 if __name__ == "__main__":

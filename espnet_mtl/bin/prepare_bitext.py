@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from espnet_mtl.cli import run_main
 from espnet_mtl.corpora.bitext import BitextError, ReadStats, iter_bitext
-from espnet_mtl.corpora.writer import DataDirError, check_dir_name, write_mt_data_dir
-from espnet_mtl.fileio import TableError
+from espnet_mtl.corpora.writer import check_dir_name, write_mt_data_dir
 
 PROG = "prepare_bitext"
 logger = logging.getLogger(PROG)
@@ -64,16 +64,7 @@ def run(args: argparse.Namespace) -> ReadStats:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s {PROG} %(levelname)s: %(message)s")
-    try:
-        run(args)
-    except (BitextError, DataDirError, TableError, OSError) as e:
-        # Expected failures (bad input, unwritable output): one line, no traceback.
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main(PROG, get_parser(), run, (BitextError,), argv)
 
 
 if __name__ == "__main__":

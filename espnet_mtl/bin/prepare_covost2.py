@@ -14,12 +14,11 @@ mono. Clip durations are unknown until then; stage 4 filters on them.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from espnet_mtl.cli import run_main
 from espnet_mtl.corpora.covost2 import CoVoST2Error, check_pair, read_covost2_with_stats
-from espnet_mtl.corpora.writer import DataDirError, prepare_splits
-from espnet_mtl.fileio import TableError
+from espnet_mtl.corpora.writer import prepare_splits
 
 PROG = "prepare_covost2"
 
@@ -53,16 +52,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s {PROG} %(levelname)s: %(message)s")
-    try:
-        run(args)
-    except (CoVoST2Error, DataDirError, TableError, OSError) as e:
-        # Expected failures (bad corpus, unwritable output): one line, no traceback.
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main(PROG, get_parser(), run, (CoVoST2Error,), argv)
 
 
 if __name__ == "__main__":

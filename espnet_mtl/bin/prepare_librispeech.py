@@ -17,10 +17,10 @@ import logging
 import sys
 from pathlib import Path
 
+from espnet_mtl.cli import run_main
 from espnet_mtl.corpora.librispeech import (LibriSpeechError, read_librispeech_with_stats,
                                             read_speaker_genders)
-from espnet_mtl.corpora.writer import DataDirError, check_dir_name, write_asr_data_dir
-from espnet_mtl.fileio import TableError
+from espnet_mtl.corpora.writer import check_dir_name, write_asr_data_dir
 
 PROG = "prepare_librispeech"
 logger = logging.getLogger(PROG)
@@ -75,16 +75,7 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s {PROG} %(levelname)s: %(message)s")
-    try:
-        run(args)
-    except (LibriSpeechError, DataDirError, TableError, OSError) as e:
-        # Expected failures (bad corpus, unwritable output): one line, no traceback.
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main(PROG, get_parser(), run, (LibriSpeechError,), argv)
 
 
 if __name__ == "__main__":

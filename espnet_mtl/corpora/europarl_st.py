@@ -29,6 +29,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from espnet_mtl.corpora.textfile import read_lines
+
 logger = logging.getLogger(__name__)
 
 LANGS = ("en", "fr", "de", "it", "es", "pt", "pl", "ro", "nl")
@@ -143,28 +145,6 @@ def split_dir(root: str | os.PathLike, src_lang: str, tgt_lang: str, split: str)
 # --------------------------------------------------------------------------- files
 
 
-def _read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file: no final newline, CRLF and a BOM are all fine.
-
-    Splits on "\\n" only: str.splitlines() would also split on U+2028 or form
-    feeds inside a sentence and shift every later line.
-    """
-    if not path.is_file():
-        raise EuroparlSTError(f"file not found: expected {path}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        lineno = data.count(b"\n", 0, e.start) + 1
-        raise EuroparlSTError(f"{path}:{lineno}: not valid UTF-8 ({e.reason})") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not start one
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def _list_audios(audio_dir: Path) -> set[str]:
     """Names in audios/ (one directory listing, no per-file stat)."""
     try:
@@ -238,9 +218,9 @@ def read_europarl_st_with_stats(root: str | os.PathLike, src_lang: str, tgt_lang
     audio_dir = Path(os.path.abspath(Path(root) / src_lang / AUDIO_DIR))
     if not seg_path.is_file():
         raise EuroparlSTError(f"segment list not found: expected {seg_path}")
-    seg_lines = _read_lines(seg_path)
-    src_lines = _read_lines(src_path)
-    tgt_lines = _read_lines(tgt_path)
+    seg_lines = read_lines(seg_path, EuroparlSTError)
+    src_lines = read_lines(src_path, EuroparlSTError)
+    tgt_lines = read_lines(tgt_path, EuroparlSTError)
     if not (len(seg_lines) == len(src_lines) == len(tgt_lines)):
         raise EuroparlSTError(
             f"line counts differ, so segments cannot be paired with texts: "

@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from espnet_mtl.corpora.textfile import read_lines
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "tst-COMMON", "tst-HE")
@@ -105,28 +107,6 @@ def split_dir(root: str | os.PathLike, tgt_lang: str, split: str,
     return path
 
 
-def _read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file; a missing final newline is fine.
-
-    Splits on "\\n" only: str.splitlines() would also split on U+2028 or form
-    feeds inside a sentence and shift every later line.
-    """
-    if not path.is_file():
-        raise MustCError(f"text file not found: expected {path}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        lineno = data.count(b"\n", 0, e.start) + 1
-        raise MustCError(f"{path}:{lineno}: not valid UTF-8 ({e.reason})") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not start one
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def _parse_yaml_line(line: str, path: Path, lineno: int) -> dict[str, str]:
     """Parse `- {key: value, key: value, ...}` into a dict of strings.
 
@@ -183,11 +163,12 @@ def read_must_c_with_stats(root: str | os.PathLike, tgt_lang: str, split: str,
     wav_dir = Path(os.path.abspath(sdir / "wav"))
     if not yaml_path.is_file():
         raise MustCError(f"segment list not found: expected {yaml_path}")
-    src_lines = _read_lines(src_path)
-    tgt_lines = _read_lines(tgt_path)
+    src_lines = read_lines(src_path, MustCError)
+    tgt_lines = read_lines(tgt_path, MustCError)
 
     # Blank yaml lines carry no entry; keep each entry's line number for errors.
-    yaml_entries = [(i, line) for i, line in enumerate(_read_lines(yaml_path), 1) if line.strip()]
+    yaml_lines = read_lines(yaml_path, MustCError)
+    yaml_entries = [(i, line) for i, line in enumerate(yaml_lines, 1) if line.strip()]
     if not (len(yaml_entries) == len(src_lines) == len(tgt_lines)):
         raise MustCError(
             f"line counts differ, so entries cannot be paired with texts: "
