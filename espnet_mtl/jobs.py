@@ -94,9 +94,11 @@ class Backend(abc.ABC):
     """Runs an array of tasks: `submit` them all, `wait` for their exit codes
     (in task order), or `cancel` whatever still runs (on Ctrl-C / SIGTERM)."""
 
-    def __init__(self, resources: Resources, max_parallel: int | None = None):
+    def __init__(self, resources: Resources, max_parallel: int | None = None,
+                 config: str | None = None):
         self.resources = resources
         self.max_parallel = max_parallel
+        self.config = config  # a backend's own settings file (e.g. conf/slurm.yaml)
 
     @abc.abstractmethod
     def submit(self, tasks: list[Task]) -> None: ...
@@ -252,7 +254,7 @@ def make_tasks(command: list[str], log_path: str | os.PathLike,
 def run_jobs(command: list[str], log_path: str | os.PathLike, *,
              job_range: tuple[int, int] | None = None, backend: str = "local",
              max_parallel: int | None = None, resources: dict | None = None,
-             job_var: str = "JOB") -> None:
+             job_var: str = "JOB", backend_config: str | None = None) -> None:
     """Run `command` once per index in `job_range` (inclusive; None: once), each
     with its own log; raise JobsFailed if any task fails.
 
@@ -264,7 +266,7 @@ def run_jobs(command: list[str], log_path: str | os.PathLike, *,
     if max_parallel is not None and max_parallel < 1:
         raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
     tasks = make_tasks(command, log_path, job_range, job_var)
-    runner = BACKENDS[backend](Resources.from_dict(resources), max_parallel)
+    runner = BACKENDS[backend](Resources.from_dict(resources), max_parallel, backend_config)
     with _sigterm_raises():
         try:
             runner.submit(tasks)

@@ -17,6 +17,7 @@ import re
 import shlex
 import sys
 
+from espnet_mtl import slurm  # noqa: F401  (registers the slurm backend)
 from espnet_mtl.jobs import BACKENDS, JobsFailed, JobsInterrupted, run_jobs
 
 JOB_SPEC = re.compile(r"^([A-Z][A-Z0-9_]*)=(\d+)(?::(\d+))?$")
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     opt("backend", choices=sorted(BACKENDS), default=None)
     opt("config", metavar="FILE", help="file of default options")
+    opt("backend_config", metavar="FILE",
+        help="the backend's settings, e.g. conf/slurm.yaml for --backend slurm")
     opt("gpu", type=int, help="GPUs per task (0: none)")
     opt("mem", help="memory per task, e.g. 4G")
     opt("num_threads", type=int, help="CPU threads per task (sets OMP_NUM_THREADS)")
@@ -97,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                  "extra": [a for x in opts.extra or [] for a in shlex.split(x)]}
     try:
         run_jobs(rest[1:], rest[0], job_range=job_range, backend=opts.backend or "local",
-                 max_parallel=opts.max_jobs_run, resources=resources, job_var=job_var)
+                 max_parallel=opts.max_jobs_run, resources=resources, job_var=job_var,
+                 backend_config=opts.backend_config)
     except JobsFailed as e:
         print(f"run_jobs: {e}", file=sys.stderr)
         return 1
-    except (ValueError, OSError) as e:  # bad arguments, unwritable log dir
+    except (ValueError, OSError, slurm.SlurmError) as e:  # bad arguments, unwritable log dir,
+        # a request the cluster refuses
         print(f"run_jobs: error: {e}", file=sys.stderr)
         return 1
     except JobsInterrupted:

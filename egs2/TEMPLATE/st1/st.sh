@@ -393,8 +393,21 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     elif [ -n "${feats_normalize}" ] && [ "${feats_normalize}" != none ]; then
         _norm_opts=(--normalize "${feats_normalize}")
     fi
+    # Several GPUs: ESPnet's own DDP launcher (one process per GPU). Several
+    # nodes: one srun task per node (cmd_backend=slurm asks --ntasks-per-node=1),
+    # ESPnet's --dist_launcher slurm, and a rendezvous file in the experiment dir,
+    # which every node must see (a shared file system).
     _dist_opts=()
-    [ "${ngpu}" -gt 1 ] && _dist_opts=(--multiprocessing_distributed true)
+    _srun=()
+    if [ "${num_nodes}" -gt 1 ]; then
+        [ "${cmd_backend:-local}" = slurm ] || { log "Error: --num_nodes ${num_nodes} needs cmd_backend=slurm (see cmd.sh)"; exit 2; }
+        _srun=(srun --export=ALL)
+        _dist_opts=(--multiprocessing_distributed true --dist_launcher slurm
+                    --dist_init_method "file://$(cd "${st_exp}" && pwd)/.dist_init_$(date +%s%N)")
+        [ "${ngpu}" -eq 0 ] && _dist_opts+=(--dist_backend gloo)
+    elif [ "${ngpu}" -gt 1 ]; then
+        _dist_opts=(--multiprocessing_distributed true)
+    fi
     _aux_opts=()
     if [ -n "${aux_asr_sets}" ]; then
         _aux_opts+=(--train_asr_data_path_and_name_and_type "${data_feats}/aux_asr/${_scp},speech,${_type}"
@@ -420,7 +433,7 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     [ "${ngpu}" -eq 0 ] && _threads=$(nproc)
     # shellcheck disable=SC2046,SC2086
     ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" --num_threads "${_threads}" "${st_exp}/train.log" \
-        ${python} -m espnet_mtl.bin.st_train --ngpu "${ngpu}" "${_dist_opts[@]}" \
+        "${_srun[@]}" ${python} -m espnet_mtl.bin.st_train --ngpu "${ngpu}" "${_dist_opts[@]}" \
             "${_token_opts[@]}" "${_config_opts[@]}" "${_input_opts[@]}" "${_norm_opts[@]}" \
             $(_data_opts train "${data_feats}/${_train_set}") \
             $(_data_opts valid "${data_feats}/${valid_set}") \

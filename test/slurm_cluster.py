@@ -1,0 +1,53 @@
+"""A real single-node Slurm cluster for the tests (tools/slurm/start_local_slurm.sh).
+
+`cluster()` starts it once per test session (installing the Debian packages
+on first use) and returns its partitions; tests are skipped, with the reason,
+only when this machine cannot run it (not root, not Debian/apt, no network
+for the packages).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from espnet_mtl.recipes import ROOT
+
+START = ROOT / "tools" / "slurm" / "start_local_slurm.sh"
+
+
+@functools.lru_cache(maxsize=1)
+def _start() -> str | None:
+    """None when the cluster is up, else why it cannot be."""
+    if os.geteuid() != 0:
+        return "the local Slurm cluster needs root (it installs Debian packages and runs daemons)"
+    if not shutil.which("apt-get") and not shutil.which("sbatch"):
+        return "no apt-get to install Slurm and no sbatch on PATH"
+    r = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 or "slurm ready" not in r.stdout:
+        return f"tools/slurm/start_local_slurm.sh failed:\n{r.stderr[-2000:]}"
+    return None
+
+
+def cluster() -> None:
+    reason = _start()
+    if reason:
+        pytest.skip(reason)
+
+
+def wait_gone(job_id: str, timeout: float = 60) -> None:
+    """Until the job (all its array tasks) has left the queue."""
+    deadline = time.time() + timeout
+    while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True,
+                         text=True).stdout.strip():
+        assert time.time() < deadline, f"job {job_id} still queued after {timeout} s"
+        time.sleep(0.2)
+
+
+def queued() -> list[str]:
+    return subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
