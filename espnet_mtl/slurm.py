@@ -111,7 +111,8 @@ class SlurmConfig:
 # Words of sbatch's error messages -> the flag they are about.
 _CULPRITS = (
     ("gres", "--gres"), ("generic resource", "--gres"), ("partition", "--partition"),
-    ("cpu", "--cpus-per-task"), ("memory", "--mem"), ("time limit", "--time"),
+    ("cpu", "--cpus-per-task"), ("processor", "--cpus-per-task"), ("processor", "--nodes"),
+    ("memory", "--mem"), ("time limit", "--time"),
     ("node", "--nodes"), ("account", "--account"), ("qos", "--qos"),
 )
 
