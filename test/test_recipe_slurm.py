@@ -62,3 +62,21 @@ def test_multi_node_training_asks_slurm_for_one_task_per_node(demo_run):
     assert not (recipe / "exp" / "st_nodes" / ".done").exists()
     r = run(recipe, "--stage", "11", "--stop_stage", "11", "--num_nodes", "2", backend="local")
     assert r.returncode != 0 and "--num_nodes 2 needs cmd_backend=slurm" in r.stderr
+
+
+def test_demo_as_a_chain_of_jobs(tmp_path):
+    """submit_pipeline: the demo's stages 1-13 as dependent jobs, nothing on the login node."""
+    import sys
+
+    from espnet_mtl.pipeline import stage_overheads
+
+    slurm_cluster.cluster()
+    recipe = copy_recipe("mini_st", tmp_path)
+    r = subprocess.run([sys.executable, "-m", "espnet_mtl.bin.submit_pipeline", "--recipe",
+                        str(recipe), "--cpus", "2", "--gpu_stages", "", "--wait", "--", *SMALL],
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:] + (recipe / "exp/pipeline/logs").as_posix()
+    assert len(re.findall(r"-> job \d+ \(after \d+\)", r.stderr)) == 9  # 10 groups, 9 dependencies
+    assert next(recipe.glob("exp/st_slurm/*/tst-COMMON.en-de/score_bleu/result.json")).exists()
+    assert len(stage_overheads(recipe)) == 10
+    assert slurm_cluster.queued() == []
