@@ -32,6 +32,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from espnet_mtl.corpora.writer import write_tables
 from espnet_mtl.datadir import DataDirError, combine_data_dirs, validate_data_dir
 from espnet_mtl.fileio import read_table, write_table
 from espnet_mtl.text_norm import CASES
@@ -132,13 +133,7 @@ def _combine_text_dirs(dst: Path, srcs: list[Path], names: list[str]) -> int:
             owner[key] = src
         for name in names:
             merged[name].update(tables[name])
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in names:
-        write_table(tmp / name, merged[name])
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
+    write_tables(dst, merged)
     return len(owner)
 
 
@@ -215,13 +210,8 @@ def filter_text(src: str | os.PathLike, dst: str | os.PathLike, names: list[str]
     keep = {k for k in ids if all(tables[n][k].strip() for n in names)}
     if not keep:
         raise AuxDataError(f"{src}: no example has non-empty {' and '.join(names)}")
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, table in tables.items():
-        write_table(tmp / name, {k: v for k, v in table.items() if k in keep})
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
+    write_tables(dst, {name: {k: v for k, v in table.items() if k in keep}
+                       for name, table in tables.items()})
     dropped = len(ids) - len(keep)
     log.info("%s -> %s: kept %d, dropped %d with empty %s", src, dst, len(keep), dropped,
              " or ".join(names))

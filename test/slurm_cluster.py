@@ -1,9 +1,10 @@
 """A real single-node Slurm cluster for the tests (tools/slurm/start_local_slurm.sh).
 
 `cluster()` starts it once per test session (installing the Debian packages
-on first use) and returns its partitions; tests are skipped, with the reason,
-only when this machine cannot run it (not root, not Debian/apt, no network
-for the packages).
+on first use). Tests are skipped, with the reason, only when this machine
+cannot run it at all (not root, or neither apt-get nor Slurm installed); a
+start that fails anyway (packages, daemons) fails the tests, with the
+script's output, rather than hiding the failure.
 """
 
 from __future__ import annotations
@@ -22,22 +23,22 @@ START = ROOT / "tools" / "slurm" / "start_local_slurm.sh"
 
 
 @functools.lru_cache(maxsize=1)
-def _start() -> str | None:
-    """None when the cluster is up, else why it cannot be."""
+def _start() -> tuple[str, str] | None:
+    """None when the cluster is up, else ("skip" or "fail", why)."""
     if os.geteuid() != 0:
-        return "the local Slurm cluster needs root (it installs Debian packages and runs daemons)"
+        return "skip", "the local Slurm cluster needs root (it installs Debian packages and runs daemons)"
     if not shutil.which("apt-get") and not shutil.which("sbatch"):
-        return "no apt-get to install Slurm and no sbatch on PATH"
+        return "skip", "no apt-get to install Slurm and no sbatch on PATH"
     r = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
     if r.returncode != 0 or "slurm ready" not in r.stdout:
-        return f"tools/slurm/start_local_slurm.sh failed:\n{r.stderr[-2000:]}"
+        return "fail", f"tools/slurm/start_local_slurm.sh failed:\n{r.stderr[-2000:]}"
     return None
 
 
 def cluster() -> None:
-    reason = _start()
-    if reason:
-        pytest.skip(reason)
+    problem = _start()
+    if problem:
+        (pytest.skip if problem[0] == "skip" else pytest.fail)(problem[1])
 
 
 def wait_gone(job_id: str, timeout: float = 60) -> None:

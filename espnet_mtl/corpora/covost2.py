@@ -37,6 +37,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Iterator
 
+from espnet_mtl.corpora.textfile import list_names
+
 logger = logging.getLogger(__name__)
 
 # The official CoVoST 2 directions (facebookresearch/covost, version 2).
@@ -207,18 +209,6 @@ def _tsv_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, tuple
             raise CoVoST2Error(f"{path}:{reader.line_num}: unreadable TSV line ({e})") from None
 
 
-def _list_clips(clips_dir: Path) -> set[str]:
-    """Names of the entries in clips/ (one directory listing, no per-file stat)."""
-    try:
-        with os.scandir(clips_dir) as it:
-            return {entry.name for entry in it}
-    except FileNotFoundError:
-        raise CoVoST2Error(f"clips directory not found: expected {clips_dir} holding the mp3 clips "
-                           f"of the Common Voice release") from None
-    except NotADirectoryError:
-        raise CoVoST2Error(f"{clips_dir} is not a directory; expected the mp3 clips there") from None
-
-
 # --------------------------------------------------------------------------- reader
 
 
@@ -325,7 +315,8 @@ def read_covost2_with_stats(root: str | os.PathLike, src_lang: str, tgt_lang: st
         )
 
     # 3. Join, filter, and check the clips against one listing of clips/.
-    clip_names = _list_clips(clips_dir)
+    clip_names = list_names(clips_dir, CoVoST2Error, "clips",
+                            "the mp3 clips of the Common Voice release")
     clip_prefix = os.path.join(clips_dir, "")  # a str ending in the separator
     kept: list[Utterance] = []
     missing: list[tuple[str, int, int]] = []

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from espnet_mtl.corpora.textfile import read_lines
+from espnet_mtl.corpora.textfile import list_names, read_lines
 
 logger = logging.getLogger(__name__)
 
@@ -145,19 +145,6 @@ def split_dir(root: str | os.PathLike, src_lang: str, tgt_lang: str, split: str)
 # --------------------------------------------------------------------------- files
 
 
-def _list_audios(audio_dir: Path) -> set[str]:
-    """Names in audios/ (one directory listing, no per-file stat)."""
-    try:
-        with os.scandir(audio_dir) as it:
-            return {entry.name for entry in it}
-    except FileNotFoundError:
-        raise EuroparlSTError(f"audio directory not found: expected {audio_dir} holding "
-                              f"<speech_id>{AUDIO_EXT} files") from None
-    except NotADirectoryError:
-        raise EuroparlSTError(f"{audio_dir} is not a directory; expected the "
-                              f"<speech_id>{AUDIO_EXT} files there") from None
-
-
 def _parse_segment(line: str, path: Path, lineno: int) -> tuple[str, float, float]:
     """`<speech_id> <start_s> <end_s>` -> (speech_id, start, end), checked."""
     fields = line.split()
@@ -227,7 +214,7 @@ def read_europarl_st_with_stats(root: str | os.PathLike, src_lang: str, tgt_lang
             f"{seg_path}: {len(seg_lines)} lines, {src_path}: {len(src_lines)} lines, "
             f"{tgt_path}: {len(tgt_lines)} lines"
         )
-    audios = _list_audios(audio_dir)
+    audios = list_names(audio_dir, EuroparlSTError, "audio", f"<speech_id>{AUDIO_EXT} files")
 
     stats = ReadStats(segments=len(seg_lines))
     audio_checked: set[str] = set()

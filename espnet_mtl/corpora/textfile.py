@@ -1,4 +1,5 @@
-"""Read corpus text files line by line, with errors that name file and line.
+"""Read corpus text files line by line, and list corpus directories, with errors
+that name the file (and line).
 
 Every corpus reader needs the same care: UTF-8 with an error at the line
 holding a bad byte, a byte-order mark dropped, CRLF line ends accepted, a
@@ -78,3 +79,18 @@ def count_lines(path: str | os.PathLike, error: type[Exception], what: str = "te
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise _gzip_error(path, n + 1, e, error) from None
     return n + (last != b"\n")  # a last line without a final newline still counts
+
+
+def list_names(directory: str | os.PathLike, error: type[Exception], what: str,
+               holding: str) -> set[str]:
+    """Names of the entries of `directory` (one listing, no per-file stat). For the
+    error when it is missing: `what` directory it is, and what it should hold."""
+    directory = Path(directory)
+    try:
+        with os.scandir(directory) as it:
+            return {entry.name for entry in it}
+    except FileNotFoundError:
+        raise error(f"{what} directory not found: expected {directory} holding {holding}"
+                    ) from None
+    except NotADirectoryError:
+        raise error(f"{directory} is not a directory; expected {holding} there") from None

@@ -205,7 +205,9 @@ def _staged_dir(out_dir: Path) -> Iterator[Path]:
         raise
 
 
-def _write_tables(out_dir: Path, tables: dict[str, list[tuple[str, str]]]) -> None:
+def write_tables(out_dir: Path, tables: dict[str, list[tuple[str, str]] | dict[str, str]]
+                 ) -> None:
+    """Write each table as `out_dir/<name>`, all at once (staged, then renamed into place)."""
     with _staged_dir(out_dir) as tmp:
         for name, rows in tables.items():
             write_table(tmp / name, rows)  # sorts by key bytes (C locale)
@@ -251,7 +253,7 @@ def write_st_data_dir(out_dir: str | os.PathLike, utterances: Iterable[STRecord]
     _add_texts(tables, ids, src_lang, src_cases)
     _add_texts(tables, ids, tgt_lang, tgt_cases)
     tables["text"] = tables[f"text.tc.{tgt_lang}"]
-    _write_tables(out_dir, tables)
+    write_tables(out_dir, tables)
     logger.info("wrote %s: %d utterances, %d recordings", out_dir, len(utterances), len(tables["wav.scp"]))
     return out_dir
 
@@ -283,7 +285,7 @@ def write_asr_data_dir(out_dir: str | os.PathLike, records: Iterable[ASRRecord],
         tables["spk2gender"] = [(spk, spk2gender[spk]) for spk in speakers]
     _add_texts(tables, [r.utt_id for r in records], lang, cases)
     tables["text"] = tables[f"text.tc.{lang}"]
-    _write_tables(out_dir, tables)
+    write_tables(out_dir, tables)
     logger.info("wrote %s: %d utterances, %d recordings, %d speakers", out_dir, len(records),
                 len(tables["wav.scp"]), len(tables["spk2utt"]))
     return out_dir
