@@ -14,6 +14,13 @@ read: those are decoded by the ffmpeg binary of the `imageio-ffmpeg` package
 Speed perturbation (stage 2) marks perturbed recordings in `reco2speed`; the
 factor is applied here, once per recording, by resampling (sox `speed`
 semantics: tempo and pitch change together).
+
+A segment ending after its recording's audio is cut at the audio end when it
+overruns by at most `overrun_tolerance` (`OVERRUN_TOLERANCE_S`); past that,
+or when it starts at or after the audio end, it is dropped from every output
+table (or is an error, by option). Each clamped or dropped segment is a line
+of `<out_dir>/overruns`; `summarize_overruns` turns the tables of all job
+parts of a set into the stage's console summary.
 """
 
 from __future__ import annotations
@@ -28,12 +35,23 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from espnet_mtl.fileio import atomic_open, read_table, write_table
+from espnet_mtl.fileio import TableError, atomic_open, read_table, write_table
 
 log = logging.getLogger(__name__)
 
 PER_UTT_FILES_KEPT = ("utt2spk", "utt2lang")
-_CLAMPED_SHOWN = 3  # utterance ids named in the per-recording clamping log line
+
+# How far (s) a segment may end after its audio and still be cut at the audio end.
+# Segment times in MuST-C and Europarl-ST are rounded to ~10 ms, and compressed
+# audio decoders (AAC priming/padding in m4a, MP3) can lose or add a few tens of
+# ms at the end: an overrun of a fraction of 0.1 s is bookkeeping noise, not lost
+# speech. Anything more means the transcript covers speech that is not in the audio.
+OVERRUN_TOLERANCE_S = 0.1
+OVERRUN_ACTIONS = ("drop", "error")  # past the tolerance
+# One line per clamped or dropped segment:
+# `<utt> <rec> clamped|dropped <segment_end_s> <audio_end_s> <overrun_s>`.
+OVERRUNS_FILE = "overruns"
+_OVERRUNS_SHOWN = 50  # segments listed per action in the console summary
 
 
 class AudioError(RuntimeError):
@@ -189,16 +207,23 @@ def _segments_by_recording(data_dir: Path, wav_scp: dict[str, str]):
 
 def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                feats_type: str = "raw", audio_format: str = "flac", fs: int = 16000,
-               n_mels: int = 80, min_samples: int = 400) -> dict:
-    """Dump every utterance of `data_dir` into `out_dir`; returns timing stats.
+               n_mels: int = 80, min_samples: int = 400,
+               overrun_tolerance: float = OVERRUN_TOLERANCE_S,
+               overrun_action: str = "drop") -> dict:
+    """Dump every utterance of `data_dir` into `out_dir`; returns counts and timing stats.
 
-    A segment ending after its recording's audio (Europarl-ST has some) is
-    cut at the audio end and counted: one INFO line per recording names them,
-    and the stats' `clamped_segments` sums them. Utterances shorter than
-    `min_samples` after cutting (clamped or not; a segment starting at or
-    after the audio end has 0 samples) are an error naming the utterance,
-    its recording and its times (stage 4 removes short ones by duration
-    before training, but a segment that ends up empty means wrong metadata).
+    A segment ending after its recording's audio by at most `overrun_tolerance`
+    seconds is cut at the audio end (`clamped_segments`). One ending later, or
+    starting at or after the audio end, is left out of every output table
+    (`dropped_segments`) with overrun_action="drop", and is an AudioError
+    naming it with overrun_action="error". Both kinds are listed in
+    `<out_dir>/overruns` (written only when there are some); overruns under
+    1 ms are rounding of the segment times, cut silently.
+
+    Utterances shorter than `min_samples` after cutting are an error naming
+    the utterance, its recording and its times (stage 4 removes short ones by
+    duration before training, but a segment that ends up that short means
+    wrong metadata).
     """
     import time
 
@@ -207,6 +232,12 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise ValueError(f"feats_type must be raw or fbank, got {feats_type!r}")
     if audio_format not in ("flac", "wav"):
         raise ValueError(f"audio_format must be flac or wav, got {audio_format!r}")
+    if overrun_action not in OVERRUN_ACTIONS:
+        raise ValueError(f"overrun_action must be one of {', '.join(OVERRUN_ACTIONS)}, "
+                         f"got {overrun_action!r}")
+    if not 0 <= overrun_tolerance < math.inf:
+        raise ValueError(f"overrun_tolerance must be a number of seconds >= 0, "
+                         f"got {overrun_tolerance!r}")
     wav_scp = read_table(data_dir / "wav.scp")
     for rec, value in wav_scp.items():
         if value.endswith("|"):
@@ -215,13 +246,17 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     speeds = {k: float(v) for k, v in read_table(data_dir / "reco2speed").items()} \
         if (data_dir / "reco2speed").exists() else {}
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A rerun must not leave the previous run's list behind (it is written only when non-empty).
+    (out_dir / OVERRUNS_FILE).unlink(missing_ok=True)
     audio_dir = (out_dir / "data").resolve()
     audio_dir.mkdir(exist_ok=True)
 
     lengths: dict[str, int] = {}
     paths: dict[str, str] = {}
+    overruns: dict[str, str] = {}  # utt -> rest of its `overruns` line
     t0, audio_seconds = time.perf_counter(), 0.0
-    n_clamped = 0
+    tolerance_samples = int(round(overrun_tolerance * fs))
+    rounding_samples = fs // 1000  # segment times rounded to 1 ms: not worth reporting
     writer = None
     if feats_type == "fbank":
         import kaldiio
@@ -235,14 +270,27 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     try:
         for rec, segs in _segments_by_recording(data_dir, wav_scp):
             samples = load_recording(wav_scp[rec], fs, speeds.get(rec, 1.0), rec, kind=kind)
-            clamped: list[str] = []  # segments ending after the audio: cut at its end
+            audio_end = len(samples) / fs
             for utt, start, end in segs:
                 begin = int(round(start * fs))
                 stop = len(samples) if end is None else int(round(end * fs))
-                if stop > len(samples):
-                    # Past the end by more than rounding (1 ms): worth reporting.
-                    if stop - len(samples) > fs // 1000:
-                        clamped.append(utt)
+                over = stop - len(samples)  # samples past the audio end
+                if over > tolerance_samples or begin >= len(samples):
+                    if overrun_action == "error":
+                        how = ("starts at or after the end of" if begin >= len(samples) else
+                               f"ends {over / fs:.3f} s after the end of")
+                        raise AudioError(
+                            f"utterance {utt}: segment [{start}, {end}] s {how} recording {rec} "
+                            f"({wav_scp[rec]}, audio of {audio_end:.3f} s; tolerance "
+                            f"{overrun_tolerance:g} s): its transcript covers speech that is not "
+                            "in the audio. Fix the segment's times (or the audio file), or leave "
+                            "such utterances out: --overrun_action drop (st.sh: "
+                            "--segment_overrun drop)")
+                    overruns[utt] = f"{rec} dropped {end:.3f} {audio_end:.3f} {over / fs:.3f}"
+                    continue
+                if over > 0:
+                    if over > rounding_samples:
+                        overruns[utt] = f"{rec} clamped {end:.3f} {audio_end:.3f} {over / fs:.3f}"
                     stop = len(samples)
                 piece = samples[begin:stop]
                 if len(piece) < min_samples:
@@ -263,13 +311,6 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                                         num_mel_bins=n_mels, sample_frequency=fs, dither=0.0)
                     writer(utt, feats.numpy())
                     lengths[utt] = feats.shape[0]
-            if clamped:
-                n_clamped += len(clamped)
-                shown = " ".join(clamped[:_CLAMPED_SHOWN])
-                if len(clamped) > _CLAMPED_SHOWN:
-                    shown += " ..."
-                log.info("recording %s (%.3f s): %d segment(s) end after the audio end, clamped to "
-                         "it: %s", rec, len(samples) / fs, len(clamped), shown)
     finally:
         if writer is not None:
             writer.close()
@@ -292,10 +333,61 @@ def dump_audio(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     _copy_per_utterance_files(data_dir, out_dir, set(lengths))
     with atomic_open(out_dir / "feats_type") as f:
         f.write(feats_type + "\n")
+    n_clamped = sum(v.split()[1] == "clamped" for v in overruns.values())
+    n_dropped = len(overruns) - n_clamped
+    if overruns:
+        write_table(out_dir / OVERRUNS_FILE, overruns)
+        log.log(logging.WARNING if n_dropped else logging.INFO,
+                "%d segment(s) clamped, %d dropped: they end after their audio; see %s",
+                n_clamped, n_dropped, out_dir / OVERRUNS_FILE)
     elapsed = time.perf_counter() - t0
     return {"utterances": len(lengths), "clamped_segments": n_clamped,
+            "dropped_segments": n_dropped,
             "audio_seconds": audio_seconds, "seconds": elapsed,
             "real_time_factor": audio_seconds / elapsed if elapsed else float("inf")}
+
+
+def summarize_overruns(parts: list[str | os.PathLike], data_name: str,
+                       tolerance: float = OVERRUN_TOLERANCE_S) -> str:
+    """Console summary of the `overruns` tables of the job parts of one set ("" if none).
+
+    Per action (clamped, dropped): a count line naming `data_name`, then one
+    line per segment, sorted by utterance; past `_OVERRUNS_SHOWN` segments
+    the rest is counted and the files holding the full list are named.
+    `tolerance` is the one dump_audio ran with (the tables do not record it).
+    """
+    found: dict[str, list[tuple[str, str]]] = {"clamped": [], "dropped": []}
+    files: list[Path] = []
+    for part in parts:
+        path = Path(part) / OVERRUNS_FILE
+        if not path.exists():
+            continue
+        files.append(path)
+        for utt, value in read_table(path).items():
+            fields = value.split()
+            if len(fields) != 5 or fields[1] not in found:
+                raise TableError(f"{path}: utterance {utt}: expected '<utt> <recording> "
+                                 "clamped|dropped <segment_end_s> <audio_end_s> <overrun_s>'")
+            rec, action, end, audio_end, over = fields
+            found[action].append((utt, f"  {utt}: {over} s past the end of recording {rec} "
+                                       f"(segment end {end} s, audio {audio_end} s)"))
+    headers = {
+        "clamped": f"segment(s) clamped (end <= {tolerance:g} s past their audio: cut at its end)",
+        "dropped": f"segment(s) dropped (end more than {tolerance:g} s past their audio, or start "
+                   "at or after its end; --segment_overrun error makes this an error)",
+    }
+    lines = []
+    for action, entries in found.items():
+        if not entries:
+            continue
+        entries.sort(key=lambda e: e[0].encode("utf-8"))
+        lines.append(f"{data_name}: {len(entries)} {headers[action]}:")
+        lines += [line for _, line in entries[:_OVERRUNS_SHOWN]]
+        if len(entries) > _OVERRUNS_SHOWN:
+            where = " ".join(map(str, files)) if len(files) <= 3 else \
+                f"{files[0]} ... {files[-1]} ({len(files)} files)"
+            lines.append(f"  ... and {len(entries) - _OVERRUNS_SHOWN} more: see {where}")
+    return "\n".join(lines)
 
 
 def _copy_sources(src: Path, dst: Path, utts: set[str]) -> None:

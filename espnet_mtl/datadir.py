@@ -42,6 +42,8 @@ def _kind(name: str) -> str | None:
     """What a top-level file of a data dir is keyed on (None: not part of the dir)."""
     if name.startswith(".") or name.endswith((".tmp", "~")):
         return None  # atomic_open's temporaries, stamps, editor backups
+    if name == "overruns":
+        return None  # stage 3's report of segments cut or dropped at the audio end: names dropped utterances
     if name in ("utt2spk", "segments", "text", "feats.scp", "vad.scp") or name.startswith(
         ("text.", "utt2")
     ):

@@ -25,8 +25,9 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from espnet_mtl.lifetime import TaskGuard, kill_process_groups
+
 TAIL_LINES = 20
-KILL_GRACE_S = 5.0
 
 
 class JobsFailed(RuntimeError):
@@ -38,7 +39,11 @@ class JobsFailed(RuntimeError):
 
 
 class JobsInterrupted(KeyboardInterrupt):
-    """SIGTERM arrived while tasks ran; they were killed before this was raised."""
+    """SIGTERM or SIGHUP arrived while tasks ran; they were killed before this was raised."""
+
+    def __init__(self, message: str, signum: int = signal.SIGTERM):
+        super().__init__(message)
+        self.signum = signum
 
 
 @dataclass
@@ -92,13 +97,19 @@ def log_footer(code: int, seconds: float, threads: int) -> str:
 
 class Backend(abc.ABC):
     """Runs an array of tasks: `submit` them all, `wait` for their exit codes
-    (in task order), or `cancel` whatever still runs (on Ctrl-C / SIGTERM)."""
+    (in task order), or `cancel` whatever still runs (on Ctrl-C / SIGTERM).
+
+    Whatever a backend starts that could outlive this process (a process
+    group, a cluster job) it registers with `self.guard` while it runs, so
+    that the guard stops it if this process is killed outright.
+    """
 
     def __init__(self, resources: Resources, max_parallel: int | None = None,
-                 config: str | None = None):
+                 config: str | None = None, guard: TaskGuard | None = None):
         self.resources = resources
         self.max_parallel = max_parallel
         self.config = config  # a backend's own settings file (e.g. conf/slurm.yaml)
+        self.guard = guard
 
     @abc.abstractmethod
     def submit(self, tasks: list[Task]) -> None: ...
@@ -149,14 +160,7 @@ class LocalBackend(Backend):
         self._cancelled.set()
         with self._lock:
             procs = list(self._running.values())
-        for p in procs:
-            _signal_group(p, signal.SIGTERM)
-        deadline = time.monotonic() + KILL_GRACE_S
-        for p in procs:
-            try:
-                p.wait(timeout=max(deadline - time.monotonic(), 0))
-            except subprocess.TimeoutExpired:
-                _signal_group(p, signal.SIGKILL)
+        kill_process_groups([p.pid for p in procs if p.poll() is None])
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, task: Task) -> int:
@@ -184,11 +188,15 @@ class LocalBackend(Backend):
             else:
                 with self._lock:
                     self._running[task.index] = proc
+                if self.guard:
+                    self.guard.add(f"task{task.index}", process_group=proc.pid)
                 if self._cancelled.is_set():  # cancel() may have missed this one
                     _signal_group(proc, signal.SIGTERM)
                 code = proc.wait()
                 with self._lock:
                     del self._running[task.index]
+                if self.guard:
+                    self.guard.remove(f"task{task.index}")
                 if code < 0:  # killed by a signal: report it the way bash does
                     code = 128 - code
             log.write(log_footer(code, time.monotonic() - start, r.num_threads))
@@ -201,21 +209,26 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
             os.killpg(proc.pid, sig)
 
 
+# SIGHUP: the terminal running the driver was closed.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
-def _sigterm_raises():
-    """Turn SIGTERM into JobsInterrupted so children get killed before we die."""
+def _stop_signals_raise():
+    """Turn SIGTERM / SIGHUP into JobsInterrupted so children get killed before we die."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
 
     def handler(signum, frame):
-        raise JobsInterrupted("terminated by SIGTERM")
+        raise JobsInterrupted(f"terminated by {signal.Signals(signum).name}", signum)
 
-    old = signal.signal(signal.SIGTERM, handler)
+    old = {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def _tail(path: Path, n: int = TAIL_LINES) -> str:
@@ -259,21 +272,26 @@ def run_jobs(command: list[str], log_path: str | os.PathLike, *,
     with its own log; raise JobsFailed if any task fails.
 
     One argument is a bash command line (pipes work); several are shell-quoted
-    and joined.  Ctrl-C / SIGTERM kill every task's process group and re-raise.
+    and joined.  Ctrl-C / SIGTERM / SIGHUP kill every task's process group and
+    re-raise; if this process is killed outright, its `TaskGuard` does it.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend '{backend}'; known: {sorted(BACKENDS)}")
     if max_parallel is not None and max_parallel < 1:
         raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
     tasks = make_tasks(command, log_path, job_range, job_var)
-    runner = BACKENDS[backend](Resources.from_dict(resources), max_parallel, backend_config)
-    with _sigterm_raises():
+    with _stop_signals_raise():
+        guard = TaskGuard()
+        runner = BACKENDS[backend](Resources.from_dict(resources), max_parallel,
+                                   backend_config, guard)
         try:
             runner.submit(tasks)
             codes = runner.wait()
         except BaseException:
             runner.cancel()
             raise
+        finally:
+            guard.close()
     failed = [(t, c) for t, c in zip(tasks, codes) if c != 0]
     if failed:
         listing = "\n".join(f"  {t.log_path} (code {c})" for t, c in failed)

@@ -12,16 +12,86 @@ print. Rules (as Kaldi's parse_options.sh):
 - `--config file` sources `name=value` lines from a file (shell syntax);
 - `--help` prints the usage and every option with its default.
 The remaining positional arguments are returned too.
+
+Beyond Kaldi, the driver declares a rule per numeric or enumerated option
+(`RULE_FORMS`), checked on the final values, so that `--nj 0`, `--stage abc`
+or `--feats_type fbnak` stop before any stage runs instead of failing (or
+doing nothing) later.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 
 
 class OptionError(ValueError):
     pass
+
+
+# A rule is `name=<form>`:
+#   int | int:LO.. | int:LO..HI      an integer, optionally bounded (inclusive)
+#   float | float:LO.. | float:LO..HI
+#   rate                             a sampling rate: 16000 or 16k
+#   a|b|c                            one of these words
+#   word list: a|b|c                 space-separated words, each one of these (may be empty)
+RULE_FORMS = "int[:LO..[HI]] | float[:LO..[HI]] | rate | a|b|c | list:a|b|c"
+_NUMBER = re.compile(r"^(int|float)(?::(-?[0-9.]+)?\.\.(-?[0-9.]+)?)?$")
+
+
+def parse_rules(spec: str, defaults: dict[str, str]) -> dict[str, str]:
+    """`name=form name=form ...` -> {name: form}; a rule for an undeclared option is a bug."""
+    rules = {}
+    for item in spec.split():
+        name, sep, form = item.partition("=")
+        if not sep or not form:
+            raise OptionError(f"bad option rule {item!r}; expected name=({RULE_FORMS})")
+        if name not in defaults:
+            raise OptionError(f"option rule for undeclared option --{name}")
+        rules[name] = form
+    return rules
+
+
+def _check_number(name: str, value: str, kind: str, lo: str | None, hi: str | None) -> str | None:
+    try:
+        number = int(value) if kind == "int" else float(value)
+    except ValueError:
+        return f"--{name} takes {'an integer' if kind == 'int' else 'a number'}, got {value!r}"
+    low = None if lo is None else float(lo)
+    high = None if hi is None else float(hi)
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = (f"between {lo} and {hi}" if low is not None and high is not None else
+                  f">= {lo}" if low is not None else f"<= {hi}")
+        return f"--{name} must be {bounds}, got {value}"
+    return None
+
+
+def check_value(name: str, value: str, form: str) -> str | None:
+    """The error message for `--name value` under rule `form`, or None if it is fine."""
+    if m := _NUMBER.match(form):
+        return _check_number(name, value, m.group(1), m.group(2), m.group(3))
+    if form == "rate":
+        if re.fullmatch(r"[0-9]+(\.[0-9]+)?k|[0-9]+", value.lower()) and float(value.lower().rstrip("k")) > 0:
+            return None
+        return f"--{name} takes a sampling rate such as 16k or 16000, got {value!r}"
+    if form.startswith("list:"):
+        choices = form[len("list:"):].split("|")
+        bad = [w for w in value.split() if w not in choices]
+        if bad:
+            return f"--{name} {value!r}: {bad[0]!r} is not one of {', '.join(choices)}"
+        return None
+    choices = form.split("|")
+    if value not in choices:
+        return f"--{name} takes one of {', '.join(choices)}, got {value!r}"
+    return None
+
+
+def check_rules(values: dict[str, str], rules: dict[str, str]) -> None:
+    """Raise OptionError listing every option whose value breaks its rule."""
+    errors = [e for name, form in rules.items() if (e := check_value(name, values[name], form))]
+    if errors:
+        raise OptionError("\n".join(errors))
 
 
 def _format_valid(defaults: dict[str, str]) -> str:
@@ -88,7 +158,7 @@ def parse_options(defaults: dict[str, str], argv: list[str]) -> tuple[dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: `parse_options NAME DEFAULT ... [--usage TEXT] -- ARGS...`.
+    """CLI: `parse_options NAME DEFAULT ... [--rules SPEC] [--usage TEXT] -- ARGS...`.
 
     Prints shell assignments for eval; on error prints the message on stderr
     and exits 1; on --help prints the usage on stderr and `exit 0` for eval.
@@ -99,15 +169,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     split = argv.index("--")
     spec, args = argv[:split], argv[split + 1:]
-    usage = ""
-    if len(spec) >= 2 and spec[-2] == "--usage":
-        usage, spec = spec[-1], spec[:-2]
+    usage, rules_spec = "", ""
+    while len(spec) >= 2 and spec[-2] in ("--usage", "--rules"):
+        if spec[-2] == "--usage":
+            usage = spec[-1]
+        else:
+            rules_spec = spec[-1]
+        spec = spec[:-2]
     if len(spec) % 2:
         print("parse_options: NAME DEFAULT pairs expected", file=sys.stderr)
         return 2
     defaults = dict(zip(spec[0::2], spec[1::2]))
     try:
+        rules = parse_rules(rules_spec, defaults)
         values, positional, want_help = parse_options(defaults, args)
+        if not want_help:
+            check_rules(values, rules)
     except OptionError as e:
         print(f"{usage.splitlines()[0] if usage else ''}\nerror: {e}".lstrip(), file=sys.stderr)
         return 1

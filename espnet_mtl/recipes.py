@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE_FILES = ("run.sh", "cmd.sh", "db.sh", "conf", "local")
+RECIPE_FILES = ("run.sh", "cmd.sh", "db.sh", "recipe_options.sh", "conf", "local")
 
 
 def copy_recipe(corpus: str, dst: str | Path, task: str = "st1") -> Path:

@@ -13,6 +13,7 @@ default, recorded in the result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -110,6 +111,18 @@ def score_asr(hyp_file: str | os.PathLike, ref_file: str | os.PathLike) -> dict:
     }
 
 
+RESULT_FILES = ("result.json", "result.txt")
+
+
+def remove_result(out_dir: str | os.PathLike) -> None:
+    """Delete a previous result of `out_dir` before rescoring it: if the new scoring
+    fails, no old result.json is left to look current (and RESULTS.md, rebuilt
+    from the result.json files present, drops its row)."""
+    for name in RESULT_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(Path(out_dir) / name)
+
+
 def write_result(result: dict, out_dir: str | os.PathLike) -> Path:
     """result.json, and result.txt with the headline numbers (BLEU/chrF/TER or WER/CER)."""
     out = Path(out_dir) / "result.json"
@@ -131,7 +144,8 @@ def write_result(result: dict, out_dir: str | os.PathLike) -> Path:
 
 
 def write_results_md(st_exp: str | os.PathLike) -> Path:
-    """Collect every <st_exp>/<inference_tag>/<test_set>/score_bleu/result.json."""
+    """Collect every <st_exp>/<inference_tag>/<test_set>/score_bleu/result.json (and
+    the analysis paths' ones); name the decoded sets that have no result."""
     st_exp = Path(st_exp)
     rows, signatures = [], set()
     for path in sorted(st_exp.glob("*/*/score_bleu/result.json")):
@@ -157,12 +171,23 @@ def write_results_md(st_exp: str | os.PathLike) -> Path:
         asr_rows = ["", "ASR path (source transcript, as the training data's source text):",
                     "", "| inference | test set | WER | CER | sentences |", "|---|---|---|---|---|",
                     *asr_rows]
+    # A decoded set without a result (its scoring failed or has not run) is named,
+    # so that its missing row is not taken for the whole picture.
+    unscored = [str(hyp.parent.relative_to(st_exp))
+                for pattern, score_dir in (("*/*/text", "score_bleu"),
+                                           ("*/*/mt_path/text", "score_bleu"),
+                                           ("*/*/asr_path/text", "score_wer"))
+                for hyp in sorted(st_exp.glob(pattern))
+                if not (hyp.parent / score_dir / "result.json").is_file()]
+    if unscored:
+        unscored = ["", "Not scored (a hypothesis `text` but no result: stage 13 failed or "
+                    "has not run): " + ", ".join(unscored)]
     lines = [f"# RESULTS: {st_exp.name}", "",
              "Detokenized, case-sensitive sacreBLEU; `BLEU lc.rm` is lowercased and "
              "punctuation-free (ESPnet's second number).", "",
              "| inference | test set | BLEU | chrF | TER | BLEU lc.rm | sentences | tags removed |",
-             "|---|---|---|---|---|---|---|---|", *rows, *asr_rows, "", "Signatures:", "",
-             *[f"- `{s}`" for s in sorted(signatures)], ""]
+             "|---|---|---|---|---|---|---|---|", *rows, *asr_rows, *unscored,
+             "", "Signatures:", "", *[f"- `{s}`" for s in sorted(signatures)], ""]
     out = st_exp / "RESULTS.md"
     with atomic_open(out) as f:
         f.write("\n".join(lines))

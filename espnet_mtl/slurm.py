@@ -8,7 +8,8 @@ place. The driver polls `squeue` until the array has left the queue, reads each
 task's exit code from its log footer and fails the stage naming the failed
 tasks' logs. A task that never wrote its footer (cancelled, timed out, node
 failure) gets Slurm's job state appended to its log and fails too. Ctrl-C or
-SIGTERM of the driver cancels the job (`scancel`).
+SIGTERM of the driver cancels the job (`scancel`), and so does the
+`TaskGuard` of `run_jobs` if the driver is killed outright.
 
 Resources map onto sbatch flags through a YAML file (`conf/slurm.yaml`; see
 `SlurmConfig`): --gpu N -> `--gres=gpu:N` on the GPU partition, --mem ->
@@ -174,6 +175,8 @@ class SlurmBackend(Backend):
         if r.returncode != 0:
             raise SlurmError(explain_refusal(r.stderr, flags))
         self.job_id = r.stdout.strip().split(";")[0]
+        if self.guard:
+            self.guard.add("job", command=["scancel", self.job_id])
         print(f"run_jobs: submitted Slurm job {self.job_id} ({len(tasks)} task(s), "
               f"logs {tasks[0].log_path.parent})", file=sys.stderr)
 
@@ -198,6 +201,8 @@ class SlurmBackend(Backend):
                 break
             time.sleep(POLL_S[min(polls, len(POLL_S) - 1)])
             polls += 1
+        if self.guard:
+            self.guard.remove("job")
         return [self._exit_code(t) for t in self.tasks]
 
     def _exit_code(self, task: Task) -> int:
@@ -225,4 +230,6 @@ class SlurmBackend(Backend):
     def cancel(self) -> None:
         if self.job_id:
             slurm_tool(["scancel", self.job_id])
+            if self.guard:
+                self.guard.remove("job")
             print(f"run_jobs: cancelled Slurm job {self.job_id}", file=sys.stderr)

@@ -208,7 +208,7 @@ def make_europarl_st(root: Path, src: str = "en", tgt: str = "de", *, speeches: 
     """`<root>/<src>/audios/<speech_id>.m4a` + `<root>/<src>/<tgt>/<split>/segments.*`.
 
     Speech ids carry dots, and one is a prefix of another. Traps: a segment
-    ending after its audio (clamped at stage 3), an empty translation, a
+    ending 0.4 s after its audio (dropped at stage 3), an empty translation, a
     duplicate segment, and a train-noisy split that stays out by default.
     Returns the segments a correct reader keeps per split.
     """

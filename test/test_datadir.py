@@ -440,3 +440,18 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     assert r.returncode == 1
     assert r.stderr.startswith(f"data_dir: error: {src}/segments:2:")
     assert "Traceback" not in r.stderr
+
+
+def test_cli_invalid_utf8_and_missing_list_are_one_line_errors(tmp_path, capsys):
+    src = make_dir(tmp_path / "src")
+    with open(src / "text.tc.de", "ab") as f:
+        f.write(b"spk3-recD-0002 Gr\xfc\xdfe\n")  # Latin-1, never re-encoded
+    assert cli.main(["validate", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"data_dir: error: {src}/text.tc.de:7: not valid UTF-8 (byte 18")
+    assert err.count("\n") == 1
+    src = make_dir(tmp_path / "src2")
+    missing = tmp_path / "no_such_list"
+    assert cli.main(["subset", str(src), str(tmp_path / "dst"), "--utt-list", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("data_dir: error: ") and str(missing) in err and err.count("\n") == 1

@@ -337,3 +337,41 @@ def _identical_trees(a: Path, b: Path) -> bool:
     files_b = sorted(p.relative_to(b) for p in b.rglob("*"))
     return files_a == files_b and all(
         (a / f).is_dir() or filecmp.cmp(a / f, b / f, shallow=False) for f in files_a)
+
+
+def test_concurrent_generation_is_refused_naming_the_first(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from espnet_mtl.bin.make_demo_corpus import main
+    from espnet_mtl.demo.make_corpus import lock_path
+
+    out = tmp_path / "corpus"
+    # A first generation, as far as the lock is concerned: another process holding it.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom espnet_mtl.locks import hold_lock\n"
+         "with hold_lock(sys.argv[1], 'test'):\n    print('held', flush=True)\n    time.sleep(60)",
+         str(lock_path(out))], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        partial = tmp_path / f".corpus.partial-{holder.pid}"  # the first run's work in progress
+        partial.mkdir()
+        assert main(["--out", str(out), "--n_train", "2", "--n_dev", "0", "--n_test", "0"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"make_demo_corpus: error: demo corpus generation into {out} is "
+                              f"already running: pid {holder.pid} on host ")
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert partial.is_dir() and not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_complete_corpus_is_reused_while_another_run_holds_the_lock(small_corpus):
+    from espnet_mtl.demo.make_corpus import lock_path, make_corpus
+    from espnet_mtl.locks import hold_lock
+
+    out, _ = small_corpus
+    with hold_lock(lock_path(out), "a rebuild"):
+        again = make_corpus(out, tgt_langs=("de", "fr"), n_train=30, n_dev=5, n_test=5, seed=3)
+    assert again["skipped"]

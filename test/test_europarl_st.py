@@ -356,9 +356,10 @@ def test_cli_checks_up_front(corpus, tmp_path, capsys, args, message):
         assert "pairs under" in err and "en-de, fr-en" in err
 
 
-def test_stage3_decodes_m4a_to_16k_mono_and_clamps(prepared, corpus, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="espnet_mtl.audio_dump"):
-        stats = dump_audio(prepared / "train.en-de", tmp_path / "dump", feats_type="raw", fs=FS)
+def test_stage3_decodes_m4a_to_16k_mono_and_clamps(prepared, corpus, tmp_path):
+    # 0.3 s past the 1.5 s audio: clamped under a 0.5 s tolerance (dropped under the default).
+    stats = dump_audio(prepared / "train.en-de", tmp_path / "dump", feats_type="raw", fs=FS,
+                       overrun_tolerance=0.5)
     assert stats["utterances"] == 5 and stats["clamped_segments"] == 1
     out = tmp_path / "dump"
     assert validate_data_dir(out)["utterances"] == 5
@@ -384,8 +385,7 @@ def test_stage3_decodes_m4a_to_16k_mono_and_clamps(prepared, corpus, tmp_path, c
     whole = load_recording(str(corpus / "en" / "audios" / (B + ".m4a")), FS, rec_id=B)
     assert len(whole) == 24000
     assert np.abs(clamped - whole[-9600:]).max() < 1e-4  # PCM16 rounding
-    assert (f"recording {B} (1.500 s): 1 segment(s) end after the audio end, clamped to it: "
-            f"{B}_0000900_0001800") in caplog.text
+    assert read_table(out / "overruns") == {f"{B}_0000900_0001800": f"{B} clamped 1.800 1.500 0.300"}
 
 
 def _one_recording_dir(tmp_path, path, rec=A, times=((0.0, 0.5),)):
@@ -394,20 +394,23 @@ def _one_recording_dir(tmp_path, path, rec=A, times=((0.0, 0.5),)):
     return write_st_data_dir(tmp_path / "data", utts, "en", "de")
 
 
-@pytest.mark.parametrize("times, samples", [
-    (((1.9, 2.5),), 1600),          # clamped to 0.1 s: under min_samples
-    (((0.5, 1.0), (2.0, 2.5)), 0),  # starts at the audio end: nothing left
-], ids=["short_after_clamp", "starts_at_audio_end"])
-def test_stage3_too_little_left_after_clamping(corpus, tmp_path, times, samples):
+def test_stage3_too_little_left_after_clamping(corpus, tmp_path):
     path = corpus / "en" / "audios" / (A + ".m4a")
-    d = _one_recording_dir(tmp_path, path, times=times)
-    start, end = times[-1]
-    utt = f"{A}_{round(start * 1000):07d}_{round(end * 1000):07d}"
+    d = _one_recording_dir(tmp_path, path, times=((1.95, 2.05),))  # clamped to 0.05 s
+    utt = f"{A}_0001950_0002050"
     with pytest.raises(AudioError) as e:
         dump_audio(d, tmp_path / "dump", min_samples=2000)
-    assert str(e.value) == (f"utterance {utt}: only {samples} samples at {FS} Hz after cutting "
-                            f"[{start}, {end}] s from recording {A} ({path}, audio of 2.00 s): "
+    assert str(e.value) == (f"utterance {utt}: only 800 samples at {FS} Hz after cutting "
+                            f"[1.95, 2.05] s from recording {A} ({path}, audio of 2.00 s): "
                             f"fix its segment or remove it")
+
+
+def test_stage3_segment_starting_at_the_audio_end_is_dropped(corpus, tmp_path):
+    path = corpus / "en" / "audios" / (A + ".m4a")
+    d = _one_recording_dir(tmp_path, path, times=((0.5, 1.0), (2.0, 2.5)))
+    stats = dump_audio(d, tmp_path / "dump")
+    assert stats["utterances"] == 1 and stats["dropped_segments"] == 1
+    assert list(read_table(tmp_path / "dump" / "text.tc.de")) == [f"{A}_0000500_0001000"]
 
 
 def _remux(src, dst, *args):

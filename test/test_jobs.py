@@ -144,8 +144,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_kills_tasks(tmp_path, sig, code):
+def _start_sleeper_task(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """run_jobs with one task that starts `sleep 60` in the background; (run_jobs, sleep pid)."""
     pidfile = tmp_path / "pid"
     p = subprocess.Popen(
         [sys.executable, "-m", "espnet_mtl.bin.run_jobs", f"{tmp_path}/t.log",
@@ -158,14 +158,31 @@ def test_signal_kills_tasks(tmp_path, sig, code):
         if pidfile.exists():
             break
         time.sleep(0.05)
-    sleeper = int(pidfile.read_text())
+    return p, int(pidfile.read_text())
+
+
+def _wait_dead(pid: int, seconds: float) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"task process {pid} survived")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130),
+                                       (signal.SIGHUP, 129)])
+def test_signal_kills_tasks(tmp_path, sig, code):
+    p, sleeper = _start_sleeper_task(tmp_path)
     p.send_signal(sig)
     assert p.wait(timeout=10) == code
     assert "tasks killed" in p.stderr.read()
-    for _ in range(100):  # the grandchild `sleep` went with its process group
-        if not _alive(sleeper):
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("sleep 60 survived")
+    _wait_dead(sleeper, 5)  # the grandchild `sleep` went with its process group
     assert lines(tmp_path / "t.log")[-1].startswith("# Ended (code 143) at ")
+
+
+def test_sigkill_of_run_jobs_still_stops_its_tasks(tmp_path):
+    # SIGKILL (or the OOM killer) gives run_jobs no chance to cancel: its guard does.
+    p, sleeper = _start_sleeper_task(tmp_path)
+    p.kill()
+    p.wait(timeout=10)
+    _wait_dead(sleeper, 10)

@@ -106,7 +106,7 @@ def test_stages_4_to_13_with_a_killed_and_resumed_training(recipe):
     for side in ("src", "tgt"):
         assert (tokens / f"{side}_bpe_unigram80" / "bpe.model").exists()
         assert (tokens / f"{side}_bpe_unigram80" / "tokens.txt").exists()
-    stats = recipe / "exp" / "st_stats_raw_en_de_bpe"
+    stats = recipe / "exp" / "st_stats_raw_en_de_bpe80"
     assert (stats / "train" / "feats_stats.npz").exists()
     assert (stats / "train" / "text_shape.bpe").read_text().split("\n")[0].count(",") == 1
     for name in ("config.yaml", "valid.acc.ave.pth", "2epoch.pth", "train.log"):
@@ -142,7 +142,7 @@ def test_mtl_st_with_mt_and_asr_path_decoding(recipe):
     assert "(MT path: transcript in)" in results and "| WER | CER |" in results
     r = run(recipe, "--stage", "12", "--stop_stage", "12", "--st_tag", "mtl",
             "--extra_decode_paths", "mt lm", check=False)
-    assert r.returncode != 0 and "'lm' is not a path" in r.stderr
+    assert r.returncode != 0 and "'lm' is not one of mt, asr" in r.stderr
 
 
 def test_speed_perturbation_fbank_and_joint_tokens_through_decoding(recipe):

@@ -37,7 +37,7 @@ def test_demo_stages_1_to_13_on_slurm(demo_run):
     assert r.returncode == 0, r.stderr[-5000:]
     jobs = re.findall(r"submitted Slurm job (\d+) \((\d+) task\(s\), logs (\S+)\)", r.stderr)
     where = " ".join(d for _, _, d in jobs)
-    for stage_logs in ("dump/raw/org/train.en-de/logs", "exp/st_stats_raw_en_de_bpe/logs",
+    for stage_logs in ("dump/raw/org/train.en-de/logs", "exp/st_stats_raw_en_de_bpe80/logs",
                        "exp/st_slurm", "exp/st_slurm/decode_st_st_model_valid.acc.ave/"
                        "tst-COMMON.en-de/logs"):
         assert stage_logs in where, (stage_logs, where)  # stages 3, 10, 11, 12 went through Slurm

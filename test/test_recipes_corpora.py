@@ -171,7 +171,7 @@ def test_must_c_with_auxiliary_asr_and_mt_data_trains_mixed_batches(tmp_path):
     assert len(read_table(asr / "utt2spk")) == n_libri + n_ted
     assert (asr / "segments").exists()  # TED-LIUM segments + identity segments of LibriSpeech clips
     assert len(read_table(mt / "text.tc.de")) == n_mt
-    stats = recipe / "exp" / "st_stats_raw_en_de_bpe"
+    stats = recipe / "exp" / "st_stats_raw_en_de_bpe60"
     speech = read_table(stats / "aux_asr" / "speech_shape")
     assert len(speech) == n_libri + n_ted and all(int(v) > 1000 for v in speech.values())
     vocab = sum(1 for _ in open(next((recipe / "data").glob("*_token_list")) / "tgt_bpe_unigram60"
@@ -204,11 +204,13 @@ def test_europarl_st_stages_1_to_5(tmp_path):
                   and not p.name.startswith(".")) == ["dev.en-de", "test.en-de", "train.en-de"]
     for split in ("dev", "test"):
         check_data_dir(recipe / "data" / f"{split}.en-de", kept[split])
-    # The segment past the audio end: kept in data/ and clamped when cut at stage 3.
+    # The segment 0.4 s past its audio end: kept in data/, dropped at stage 3
+    # (past the 0.1 s tolerance) and named in the stage's console summary.
     assert validate_data_dir(recipe / "data" / "train.en-de")["utterances"] == kept["train"]
     dump = check_stages_2_to_5(recipe, "train.en-de", ["test.en-de"], sp=False)
-    logs = "".join(p.read_text() for p in (dump / "org" / "train.en-de" / "logs").glob("*.log"))
-    assert "clamped" in logs
+    assert "train.en-de: 1 segment(s) dropped (end more than 0.1 s past their audio" in r.stderr
+    assert "0.400 s past the end of recording" in r.stderr
+    assert len(read_table(dump / "org" / "train.en-de" / "utt2spk")) == kept["train"] - 1
 
 
 def test_europarl_st_with_train_noisy(tmp_path):

@@ -95,3 +95,45 @@ def test_asr_path_wer_and_cer_by_hand(tmp_path):
     (tmp_path / "hyp").write_text("u1 a b c\n")
     with pytest.raises(ScoringError, match="no hypothesis for 1 of 2"):
         score_asr(tmp_path / "hyp", tmp_path / "ref")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli(hyp, ref, out, st_exp=None):
+    from espnet_mtl.bin.score_st import main
+
+    argv = ["--hyp", str(hyp), "--ref", str(ref), "--tgt_lang", "de", "--out_dir", str(out)]
+    return main(argv + (["--st_exp", str(st_exp)] if st_exp else []))
+
+
+@pytest.mark.parametrize("broken", ["hyp", "ref"])
+def test_cli_invalid_utf8_is_one_line_naming_file_and_line(tmp_path, capsys, broken):
+    files = dict(zip(("hyp", "ref"), _tables(tmp_path)))
+    # "Männer" in Latin-1, as a hypothesis or reference file that was never re-encoded.
+    files[broken].write_bytes(b"utt0 Der Hund.\nutt1 Zwei alte M\xe4nner.\nutt2 Haus.\n")
+    assert _cli(files["hyp"], files["ref"], tmp_path / "score") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"score_st: error: {files[broken]}:2: not valid UTF-8 (byte 17")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_failed_rescoring_leaves_no_stale_result(tmp_path, capsys):
+    exp = tmp_path / "exp" / "st_demo"
+    decode = exp / "decode_st_model_valid" / "tst-COMMON.en-de"
+    decode.mkdir(parents=True)
+    hyp, ref = _tables(decode)
+    hyp.rename(decode / "text")
+    hyp = decode / "text"
+    out = decode / "score_bleu"
+    assert _cli(hyp, ref, out, exp) == 0
+    row = "| decode_st_model_valid | tst-COMMON.en-de |"
+    assert row in (exp / "RESULTS.md").read_text() and (out / "result.json").is_file()
+
+    hyp.write_text("utt0 Der Hund.\n", encoding="utf-8")  # decoding lost two utterances
+    assert _cli(hyp, ref, out, exp) == 1
+    assert "no hypothesis for 2 of 3" in capsys.readouterr().err
+    assert not (out / "result.json").exists() and not (out / "result.txt").exists()
+    md = (exp / "RESULTS.md").read_text()
+    assert row not in md
+    assert "Not scored" in md and "decode_st_model_valid/tst-COMMON.en-de" in md

@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="data_dir: %(levelname)s: %(message)s")
     try:
         run(args)
-    except (datadir.DataDirError, TableError) as e:
-        # A bad data dir is a user error: the message names file and line, no traceback.
+    except (datadir.DataDirError, TableError, OSError) as e:
+        # A bad data dir (or a missing --utt-list, an unwritable destination) is a
+        # user error: the message names file and line, no traceback.
         print(f"data_dir: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -2,7 +2,9 @@
 
     python -m espnet_mtl.bin.make_demo_corpus --out downloads/mini_st --tgt_langs de,es,fr
 
-A rerun with the same arguments returns immediately; see espnet_mtl/demo/make_corpus.py.
+A rerun with the same arguments returns immediately; a second run into the same
+--out while one is generating is refused (exit status 1). See
+espnet_mtl/demo/make_corpus.py.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("make_demo_corpus")
     # Imported here so that --help stays fast.
     from espnet_mtl.demo.make_corpus import make_corpus
+    from espnet_mtl.locks import LockBusy
 
     tgt_langs = [t.strip() for t in args.tgt_langs.split(",") if t.strip()]
     start = time.time()
@@ -43,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         log.error("%s", e)
         return 2
+    except (LockBusy, OSError) as e:
+        # Another generation into --out (LockBusy names it), or an unwritable --out:
+        # the user's to resolve, so one line and no traceback.
+        print(f"make_demo_corpus: error: {e}", file=sys.stderr)
+        return 1
     pairs = ", ".join(f"en-{t}" for t in dict.fromkeys(tgt_langs))
     if summary["skipped"]:
         log.info("%s already holds this corpus (%s); nothing done", summary["out"], pairs)

@@ -4,8 +4,8 @@
         --src_lang en --tgt_lang de --splits train,dev,test --out data
 
 train-noisy is read only when named in --splits. The audio stays m4a in
-wav.scp; stage 3 (dump_audio) decodes it with ffmpeg and clamps segments
-that end after their audio.
+wav.scp; stage 3 (dump_audio) decodes it with ffmpeg and clamps (within 0.1 s)
+or drops segments that end after their audio.
 """
 
 from __future__ import annotations

@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         # a request the cluster refuses
         print(f"run_jobs: error: {e}", file=sys.stderr)
         return 1
-    except JobsInterrupted:
-        print("run_jobs: terminated; tasks killed", file=sys.stderr)
-        return 143
+    except JobsInterrupted as e:
+        print(f"run_jobs: {e}; tasks killed", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("run_jobs: interrupted; tasks killed", file=sys.stderr)
         return 130

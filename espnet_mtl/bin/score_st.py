@@ -5,11 +5,13 @@ path of an mtl_st model: WER/CER against the source transcript).
 """
 
 import argparse
+import os
 import sys
 
 from espnet_mtl.fileio import TableError
 from espnet_mtl.scoring import (
     ScoringError,
+    remove_result,
     score_asr,
     score_st,
     write_result,
@@ -28,29 +30,30 @@ def main(argv=None):
     p.add_argument("--moses_detok", default="false", choices=["true", "false"])
     p.add_argument("--st_exp", help="also rewrite <st_exp>/RESULTS.md")
     args = p.parse_args(argv)
-    if args.metric == "wer":
-        try:
-            result = score_asr(args.hyp, args.ref)
-        except (ScoringError, TableError, OSError) as e:
-            print(f"score_st: error: {e}", file=sys.stderr)
-            return 1
-        out = write_result(result, args.out_dir)
-        print(f"{out}: WER {result['wer']} CER {result['cer']}")
-        if args.st_exp:
-            print(f"wrote {write_results_md(args.st_exp)}")
-        return 0
-    if not args.tgt_lang:
+    if args.metric == "bleu" and not args.tgt_lang:
         p.error("--tgt_lang is required with --metric bleu")
     try:
-        result = score_st(args.hyp, args.ref, args.tgt_lang,
-                          remove_tags=args.remove_tags == "true",
-                          moses_detok=args.moses_detok == "true")
-    except (ScoringError, TableError, OSError) as e:
-        print(f"score_st: error: {e}", file=sys.stderr)
-        return 1
-    out = write_result(result, args.out_dir)
-    print(f"{out}: BLEU {result['bleu']} chrF {result['chrf']} TER {result['ter']} "
-          f"BLEU(lc.rm) {result['bleu_lc_rm']} [{result['bleu_signature']}]")
+        # The previous result goes first: a failed rescoring must not leave it looking current.
+        remove_result(args.out_dir)
+        if args.metric == "wer":
+            result = score_asr(args.hyp, args.ref)
+        else:
+            result = score_st(args.hyp, args.ref, args.tgt_lang,
+                              remove_tags=args.remove_tags == "true",
+                              moses_detok=args.moses_detok == "true")
+        out = write_result(result, args.out_dir)
+    except BaseException as e:
+        if args.st_exp and os.path.isdir(args.st_exp):
+            write_results_md(args.st_exp)  # without the removed result's row
+        if isinstance(e, (ScoringError, TableError, OSError)):
+            print(f"score_st: error: {e}", file=sys.stderr)
+            return 1
+        raise
+    if args.metric == "wer":
+        print(f"{out}: WER {result['wer']} CER {result['cer']}")
+    else:
+        print(f"{out}: BLEU {result['bleu']} chrF {result['chrf']} TER {result['ter']} "
+              f"BLEU(lc.rm) {result['bleu_lc_rm']} [{result['bleu_signature']}]")
     if args.st_exp:
         print(f"wrote {write_results_md(args.st_exp)}")
     return 0

@@ -3,11 +3,19 @@
 Same options as ESPnet's `espnet2.bin.st_train`, plus `--model`.
 """
 
+import sys
+
+from espnet_mtl.experiment_guard import ExperimentMismatch
+from espnet_mtl.locks import LockBusy
 from espnet_mtl.tasks.st import MTLSTTask
 
 
 def main(cmd=None):
-    MTLSTTask.main(cmd=cmd)
+    try:
+        MTLSTTask.main(cmd=cmd)
+    except (LockBusy, ExperimentMismatch) as e:
+        print(f"st_train: error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

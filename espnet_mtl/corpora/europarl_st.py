@@ -14,7 +14,8 @@ Speech ids contain dots (``en.20080924.31.3-243``), so file names are built
 by appending ``.m4a`` to the id, never with suffix-stripping path helpers.
 Segment times are start and end in seconds (not a duration).  A segment may
 end after its audio does: stage 3 (`espnet_mtl.audio_dump`), which knows
-the audio's length, clamps it there.
+the audio's length, clamps it there within a tolerance (0.1 s) and drops it
+beyond, naming it in the stage's summary.
 
 Every trap listed in the design notes ends in correct output or a
 `EuroparlSTError` naming the file (and line): see `read_europarl_st_with_stats`.
@@ -57,7 +58,7 @@ class Utterance:
     recording_id: str    # speech_id
     wav_path: str        # absolute path of <root>/<src>/audios/<speech_id>.m4a
     start: float         # seconds
-    end: float           # seconds (may lie after the audio end: clamped at stage 3)
+    end: float           # seconds (may lie after the audio end: clamped or dropped at stage 3)
     speaker: str         # <speech_id>_ (one speaker per speech; see below)
     src_text: str        # raw transcript line
     tgt_text: str        # raw translation line

@@ -3,10 +3,9 @@ that name the file (and line).
 
 Every corpus reader needs the same care: UTF-8 with an error at the line
 holding a bad byte, a byte-order mark dropped, CRLF line ends accepted, a
-missing final newline accepted, and lines split on "\\n" only (str.splitlines()
-would also split at U+2028, U+0085 or a form feed inside a sentence and shift
-every later line of a line-aligned file). Files ending in `.gz` are read
-through gzip. `error` is the calling reader's exception class.
+missing final newline accepted, and lines split on "\\n" only. The decoding is
+`fileio.decode_lines`, shared with the Kaldi table reader. Files ending in
+`.gz` are read through gzip. `error` is the calling reader's exception class.
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-_BOM = "\ufeff"
+from espnet_mtl.fileio import decode_lines
+
 _BLOCK = 1 << 20
 
 
@@ -44,18 +44,7 @@ def iter_lines(path: str | os.PathLike, error: type[Exception], what: str = "tex
     lineno = 0
     try:
         with _open(path) as f:
-            for lineno, raw in enumerate(f, 1):  # binary iteration splits on b"\n" only
-                if raw.endswith(b"\n"):
-                    raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-                elif raw.endswith(b"\r"):
-                    raw = raw[:-1]  # a CRLF file without its final LF
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise error(f"{path}:{lineno}: not valid UTF-8 (byte {e.start + 1} of the "
-                                f"line: {e.reason})") from None
-                if lineno == 1 and line.startswith(_BOM):
-                    line = line[1:]
+            for lineno, line in decode_lines(f, path, error):
                 yield lineno, line
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise _gzip_error(path, lineno + 1, e, error) from None

@@ -16,7 +16,9 @@ synthesised once and hard-linked into every pair.
 Deterministic (same arguments -> byte-identical files) and atomic: the corpus
 is built in a temporary sibling directory, renamed into place at the end, and
 `<out>/.done` records the arguments, so a rerun with the same arguments returns
-at once and an interrupted run is rebuilt from scratch.
+at once and an interrupted run is rebuilt from scratch. One generation at a
+time per `<out>`: a second one is refused (LockBusy, naming the first) while
+the lock file `.<out name>.lock` next to `<out>` is held.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tqdm import tqdm
 
 from espnet_mtl.demo import grammar
 from espnet_mtl.demo.espeak import SAMPLE_RATE, Voice, synthesize_batches
+from espnet_mtl.locks import hold_lock
 
 logger = logging.getLogger(__name__)
 
@@ -258,21 +261,48 @@ def make_corpus(out_dir: str | os.PathLike, tgt_langs: Sequence[str] = ("de",), 
         raise ValueError(f"need n_train >= 1 and n_dev, n_test >= 0; got {n_train}, {n_dev}, {n_test}")
     out = Path(out_dir)
     args = _done_args(tgt_langs, n_train, n_dev, n_test, seed)
-    marker = out / DONE_MARKER
-    if marker.is_file():
-        try:
-            done = json.loads(marker.read_text(encoding="utf-8"))
-        except ValueError:
-            done = None
-        if done == args:
-            logger.info("%s is complete for these arguments; nothing to do", out)
-            return {"out": str(out), "skipped": True, "stats": corpus_stats(out, tgt_langs[0])}
-        logger.info("%s was made with other arguments (%s); rebuilding", out, done)
-    elif out.exists():
-        logger.info("%s is incomplete (no %s); rebuilding", out, DONE_MARKER)
-
+    # Checked without the lock: a corpus only ever appears at `out` by the rename
+    # of a finished tree that already holds its marker, so a matching marker
+    # means a complete corpus.
+    done = _read_done(out)
+    if done == args:
+        logger.info("%s is complete for these arguments; nothing to do", out)
+        return {"out": str(out), "skipped": True, "stats": corpus_stats(out, tgt_langs[0])}
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Leftovers of killed runs (this generator does not support concurrent runs on one out_dir).
+    with hold_lock(lock_path(out), f"demo corpus generation into {out}"):
+        # Another run may have finished it since the check above.
+        done = _read_done(out)
+        if done == args:
+            logger.info("%s was completed by another run; nothing to do", out)
+            return {"out": str(out), "skipped": True, "stats": corpus_stats(out, tgt_langs[0])}
+        if done is not None:
+            logger.info("%s was made with other arguments (%s); rebuilding", out, done)
+        elif out.exists():
+            logger.info("%s is incomplete (no %s); rebuilding", out, DONE_MARKER)
+        _generate(out, args, tgt_langs, n_train, n_dev, n_test, seed, workers)
+        return {"out": str(out), "skipped": False, "stats": corpus_stats(out, tgt_langs[0])}
+
+
+def lock_path(out_dir: str | os.PathLike) -> Path:
+    """The lock file of generations into `out_dir`: beside it, so that it is
+    neither part of the corpus nor moved with it."""
+    out = Path(out_dir)
+    return out.parent / f".{out.name}.lock"
+
+
+def _read_done(out: Path) -> dict | None:
+    """The arguments recorded in `out`'s marker; None if absent or unreadable
+    (including a marker renamed away by a concurrent rebuild while reading)."""
+    try:
+        return json.loads((out / DONE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _generate(out: Path, args: dict, tgt_langs: Sequence[str], n_train: int, n_dev: int,
+              n_test: int, seed: int, workers: int) -> None:
+    """Build the corpus in a partial directory and swap it into place; the caller
+    holds the lock, so partial directories left beside `out` are from killed runs."""
     for stale in out.parent.glob(f".{out.name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
     # os.mkdir (not mkdtemp) so the corpus gets the usual permissions, not 0700.
@@ -295,4 +325,3 @@ def make_corpus(out_dir: str | os.PathLike, tgt_langs: Sequence[str] = ("de",), 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"out": str(out), "skipped": False, "stats": corpus_stats(out, tgt_langs[0])}

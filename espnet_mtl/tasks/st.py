@@ -25,6 +25,7 @@ from espnet2.train.class_choices import ClassChoices
 
 from espnet_mtl import mixed_source, registry
 from espnet_mtl.checkpoints import repair_interrupted_checkpoints
+from espnet_mtl.experiment_guard import check_resumable, own_experiment
 
 model_choices = ClassChoices(
     "model",
@@ -64,12 +65,17 @@ class MTLSTTask(STTask):
     def main(cls, args: argparse.Namespace | None = None, cmd=None):
         if args is None:
             args = cls.get_parser().parse_args(cmd)
-        # A run killed while ESPnet saved a checkpoint must still resume.
-        # Only the first process of a (multi-node) job touches the files.
+        # Only the first process of a (multi-node) job owns and checks the directory.
         first_process = os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0")) == "0"
-        if args.resume and not args.collect_stats and args.output_dir and first_process:
-            repair_interrupted_checkpoints(args.output_dir)
-        super().main(args=args)
+        if args.collect_stats or not args.output_dir or not first_process:
+            super().main(args=args)
+            return
+        with own_experiment(args.output_dir):
+            if args.resume:
+                check_resumable(args, args.output_dir)
+                # A run killed while ESPnet saved a checkpoint must still resume.
+                repair_interrupted_checkpoints(args.output_dir)
+            super().main(args=args)
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:

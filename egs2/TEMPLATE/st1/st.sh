@@ -11,9 +11,16 @@
 #  7 (LM training: skipped)
 #
 # Every stage runs Python CLIs from espnet_mtl/bin; this file only parses
-# options and sequences them. A stage marks its output directory complete
-# with a `.done` file written last; the next stage refuses an input without
-# it, and a rerun of a stage starts its output afresh.
+# options and sequences them. Options are checked (types, ranges, choices)
+# before any stage runs. Each stage declares its inputs and outputs
+# (`stage_start N --in ... --fresh|--resume ...` ... `stage_end`):
+# - one run at a time per output directory (a lock that dies with its holder;
+#   a second run is refused, naming the first one's pid and host);
+# - inputs must be marked complete (`.done`) and made from current inputs
+#   (espnet_mtl/stage_marks.py); outputs lose their mark when the stage starts
+#   and get it back, with the inputs' stamps, when it ends;
+# - every Python process it starts stops when this script dies, however it
+#   dies (SIGKILL and closed terminals included; espnet_mtl/lifetime.py).
 set -euo pipefail
 
 log() {
@@ -22,6 +29,8 @@ log() {
 }
 min() { local a b; a=$1; for b in "$@"; do [ "$b" -lt "$a" ] && a=$b; done; echo "$a"; }
 SECONDS=0
+# Our CLIs die with this driver (espnet_mtl.lifetime), on this host only.
+export ESPNET_MTL_DRIVER="${HOSTNAME:-$(uname -n)}:$$"
 
 help_message="Usage: $0 --train_set <train_set_name> --valid_set <valid_set_name> --test_sets <test_set_names> --src_lang en --tgt_lang de [options]"
 
@@ -65,6 +74,8 @@ fs=16k                 # Sampling rate.
 n_mels=80              # Filterbank dimension for feats_type=fbank.
 min_wav_duration=0.1   # Minimum duration in second.
 max_wav_duration=20    # Maximum duration in second.
+segment_overrun_tolerance=0.1 # Seconds a segment may end after its audio and be cut at the audio end (time rounding, codec padding).
+segment_overrun=drop   # A segment ending further past its audio: drop (and list it) or error.
 
 # Tokenization related
 token_joint=false      # One SentencePiece model and token list for source and target.
@@ -117,11 +128,22 @@ src_bpe_train_text=    # Text file path of bpe training set for source language.
 tgt_bpe_train_text=    # Text file path of bpe training set for target language.
 
 
+# Numeric and enumerated options, checked before any stage runs (forms: espnet_mtl/options.py).
+_option_rules="stage=int:1..13 stop_stage=int:1..13 ngpu=int:0.. num_nodes=int:1.. nj=int:1..
+    inference_nj=int:1.. feats_type=raw|fbank audio_format=flac|wav fs=rate n_mels=int:1..
+    min_wav_duration=float:0.. max_wav_duration=float:0.. segment_overrun_tolerance=float:0..
+    segment_overrun=drop|error aux_mixing=ratio|round_robin src_token_type=bpe tgt_token_type=bpe
+    src_nbpe=int:1.. tgt_nbpe=int:1.. src_bpemode=unigram|bpe tgt_bpemode=unigram|bpe
+    src_bpe_input_sentence_size=int:1.. tgt_bpe_input_sentence_size=int:1..
+    src_bpe_char_cover=float:0..1 tgt_bpe_char_cover=float:0..1 src_case=tc|lc|lc.rm
+    tgt_case=tc|lc|lc.rm st_speech_fold_length=int:1.. st_text_fold_length=int:1..
+    feats_normalize=global_mvn|utterance_mvn|none extra_decode_paths=list:mt|asr"
+
 # Options: every variable declared since _non_options, parsed by Python with
 # Kaldi's parse_options semantics (unknown option -> error listing valid ones).
 _option_pairs=()
 for _name in $(compgen -v); do
-    case "${_non_options}_non_options _option_pairs " in *" ${_name} "*) continue ;; esac
+    case "${_non_options}_non_options _option_pairs _option_rules " in *" ${_name} "*) continue ;; esac
     _option_pairs+=("${_name}" "${!_name}")
 done
 
@@ -129,7 +151,7 @@ log "$0 $*"
 [ -f ./path.sh ] && . ./path.sh
 [ -f ./cmd.sh ] && . ./cmd.sh
 _assign=$(${python} -m espnet_mtl.bin.parse_options "${_option_pairs[@]}" \
-    --usage "${help_message}" -- "$@") || exit 1
+    --rules "${_option_rules}" --usage "${help_message}" -- "$@") || exit 1
 eval "${_assign}"
 if [ $# -ne 0 ]; then
     log "Error: unexpected positional arguments: $*"; log "${help_message}"; exit 2
@@ -138,7 +160,13 @@ fi
 [ -z "${train_set}" ] && { log "Error: --train_set is required"; exit 2; }
 [ -z "${valid_set}" ] && { log "Error: --valid_set is required"; exit 2; }
 [ -z "${test_sets}" ] && { log "Error: --test_sets is required"; exit 2; }
-case "${feats_type}" in raw|fbank) ;; *) log "Error: --feats_type ${feats_type}: use raw or fbank"; exit 2 ;; esac
+if "${skip_data_prep}"; then [ "${stage}" -lt 6 ] && stage=6; fi
+if "${skip_train}"; then [ "${stage}" -ge 6 ] && [ "${stage}" -le 11 ] && stage=12; fi
+if "${skip_eval}"; then [ "${stop_stage}" -ge 12 ] && stop_stage=11; fi
+if [ "${stage}" -gt "${stop_stage}" ]; then
+    log "Error: nothing to run: --stage ${stage} is after --stop_stage ${stop_stage} (after --skip_data_prep/--skip_train/--skip_eval)"
+    exit 2
+fi
 
 # Derived names (ESPnet's conventions).
 fs_hz=$(${python} -c "import sys; s=sys.argv[1].lower(); print(int(float(s[:-1])*1000) if s.endswith('k') else int(s))" "${fs}")
@@ -158,11 +186,17 @@ src_token_list=${src_bpedir}/tokens.txt
 tgt_token_list=${tgt_bpedir}/tokens.txt
 if [ -z "${st_tag}" ]; then
     if [ -n "${st_config}" ]; then st_tag="$(basename "${st_config}" .yaml)_${feats_type}"; else st_tag="train_${feats_type}"; fi
-    st_tag+="_${src_lang}_${tgt_lang}_${tgt_token_type}_${tgt_case}"
-    [ -n "${st_args}" ] && st_tag+="$(echo "${st_args}" | sed -e 's/--/_/g' -e 's/[ |=]//g')"
+    # ESPnet's names: the vocabulary size and speed perturbation are part of
+    # the experiment, so changing them starts a new one instead of resuming.
+    st_tag+="_${src_lang}_${tgt_lang}_${tgt_token_type}_${tgt_case}${tgt_nbpe}"
+    [ -n "${st_args}" ] && st_tag+="$(echo "${st_args}" | sed -e 's/--/_/g' -e 's/[ |=/]//g')"
+    [ -n "${speed_perturb_factors}" ] && st_tag+="_sp"
 fi
 [ -z "${st_exp}" ] && st_exp=${expdir}/st_${st_tag}
-[ -z "${st_stats_dir}" ] && st_stats_dir=${expdir}/st_stats_${feats_type}_${src_lang}_${tgt_lang}_${tgt_token_type}
+if [ -z "${st_stats_dir}" ]; then
+    st_stats_dir=${expdir}/st_stats_${feats_type}_${src_lang}_${tgt_lang}_${tgt_token_type}${tgt_nbpe}
+    [ -n "${speed_perturb_factors}" ] && st_stats_dir+="_sp"
+fi
 if [ -z "${inference_tag}" ]; then
     if [ -n "${inference_config}" ]; then inference_tag="$(basename "${inference_config}" .yaml)"; else inference_tag=inference; fi
     [ -n "${inference_args}" ] && inference_tag+="$(echo "${inference_args}" | sed -e 's/--/_/g' -e 's/[ |=]//g')"
@@ -172,78 +206,113 @@ if [ -n "${speed_perturb_factors}" ]; then _train_set=${train_set}_sp; else _tra
 _aux_kinds=
 [ -n "${aux_asr_sets}" ] && _aux_kinds+=" asr"
 [ -n "${aux_mt_sets}" ] && _aux_kinds+=" mt"
-case "${aux_mixing}" in ratio|round_robin) ;; *) log "Error: --aux_mixing ${aux_mixing}: use ratio or round_robin"; exit 2 ;; esac
 # Speech sets formatted at stage 3: train and valid (then filtered at stage 4), tests.
 _format_sets="${_train_set} ${valid_set} ${test_sets}"
 [ -n "${aux_asr_sets}" ] && _format_sets+=" aux_asr"
-for _path in ${extra_decode_paths}; do
-    case "${_path}" in
-        mt|asr) ;;
-        *) log "Error: --extra_decode_paths '${extra_decode_paths}': '${_path}' is not a path; use mt, asr or \"mt asr\""; exit 1 ;;
-    esac
-done
+_cmdline="$0 $*"
 
-# Stage bookkeeping: a directory is trusted only once its .done exists.
-stage_begin() { rm -rf "$1"; mkdir -p "$1"; }
-stage_done() { date '+%Y-%m-%dT%H:%M:%S' > "$1/.done"; }
-require_done() {
-    [ -f "$1/.done" ] || { log "Error: $1 is missing or incomplete (no $1/.done): run the stage that makes it (see --stage)"; exit 1; }
+# Stage bookkeeping (see the header): stage_start N [--in DIR...] [--fresh DIR...]
+# [--resume DIR...] locks and unmarks the outputs after checking the inputs;
+# stage_end marks the outputs complete and releases the locks.
+_stage= _stage_in=() _stage_out=() _stage_lock_fds=()
+stage_start() {
+    _stage=$1; shift
+    local _mode= _arg _fresh=() _resume=()
+    _stage_in=() _stage_out=()
+    for _arg in "$@"; do
+        case "${_arg}" in
+            --in|--fresh|--resume) _mode=${_arg} ;;
+            *) case "${_mode}" in
+                   --in) _stage_in+=("${_arg}") ;;
+                   --fresh) _fresh+=("${_arg}"); _stage_out+=("${_arg}") ;;
+                   --resume) _resume+=("${_arg}"); _stage_out+=("${_arg}") ;;
+               esac ;;
+        esac
+    done
+    for _arg in "${_stage_out[@]}"; do lock_output "${_arg}"; done
+    ${python} -m espnet_mtl.bin.stage_marks start --in "${_stage_in[@]}" \
+        --fresh "${_fresh[@]}" --resume "${_resume[@]}" || exit 1
 }
+stage_end() {
+    ${python} -m espnet_mtl.bin.stage_marks done --stage "${_stage}" --in "${_stage_in[@]}" \
+        --out "${_stage_out[@]}"
+    local _fd
+    for _fd in "${_stage_lock_fds[@]}"; do exec {_fd}>&-; done
+    _stage_lock_fds=()
+}
+# One run at a time per output directory: an flock on a hidden file next to
+# it, released by the kernel when its holders (this script and the children
+# that inherited it) are gone, so a killed run never leaves it stuck.
+lock_output() {
+    local _lock _fd
+    _lock="$(dirname "$1")/.$(basename "$1").lock"
+    mkdir -p "$(dirname "$1")"
+    exec {_fd}<>"${_lock}"
+    if ! flock -n "${_fd}"; then
+        log "Error: stage ${_stage}: $1 is being written by another run ($(cat "${_lock}")); wait for it to finish, or stop it and run again"
+        exit 1
+    fi
+    echo "pid=$$ host=${HOSTNAME:-$(uname -n)} started=$(date '+%Y-%m-%dT%H:%M:%S') command=${_cmdline}" > "${_lock}"
+    _stage_lock_fds+=("${_fd}")
+}
+run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 data_dir() { ${python} -m espnet_mtl.bin.data_dir "$@"; }
 
-if "${skip_data_prep}"; then [ "${stage}" -lt 6 ] && stage=6; fi
-if "${skip_train}"; then [ "${stage}" -ge 6 ] && [ "${stage}" -le 11 ] && stage=12; fi
-if "${skip_eval}"; then [ "${stop_stage}" -ge 12 ] && stop_stage=11; fi
+# Where stage 3 writes each set: train, valid and auxiliary sets go to org/
+# for stage 4 filtering; test sets are final.
+format_dir() {
+    case "$1" in
+        "${_train_set}"|"${valid_set}"|aux_asr) echo "${data_feats}/org/$1" ;;
+        *) echo "${data_feats}/$1" ;;
+    esac
+}
+_aux_dump=()  # auxiliary sets after stage 4
+for _kind in ${_aux_kinds}; do _aux_dump+=("${data_feats}/aux_${_kind}"); done
+if "${token_joint}"; then _token_dirs=("${src_bpedir}"); else _token_dirs=("${src_bpedir}" "${tgt_bpedir}"); fi
 
-if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+if run_stage 1; then
     log "Stage 1: Data preparation for data/${train_set}, data/${valid_set}, etc."
+    _outs=()
+    for dset in "${train_set}" "${valid_set}" ${test_sets}; do _outs+=("data/${dset}"); done
+    for _kind in ${_aux_kinds}; do _outs+=("data/aux_${_kind}"); done
+    stage_start 1 --fresh "${_outs[@]}"
     # local/data.sh writes data/<set>; each set it makes is validated here.
-    for dset in "${train_set}" "${valid_set}" ${test_sets}; do rm -f "data/${dset}/.done"; done
     # shellcheck disable=SC2086
     local/data.sh ${local_data_opts}
-    for dset in "${train_set}" "${valid_set}" ${test_sets}; do
-        data_dir validate "data/${dset}"
-        stage_done "data/${dset}"
-    done
+    for dset in "${train_set}" "${valid_set}" ${test_sets}; do data_dir validate "data/${dset}"; done
     for _kind in ${_aux_kinds}; do
         _sets=aux_${_kind}_sets
         log "Stage 1: Auxiliary ${_kind} data (${!_sets}) -> data/aux_${_kind}"
-        rm -f "data/aux_${_kind}/.done"
         # Corpus roots (LIBRISPEECH, TEDLIUM3) come from db.sh.
         # shellcheck disable=SC1091
         ( [ -f ./db.sh ] && . ./db.sh; export LIBRISPEECH TEDLIUM3
           # shellcheck disable=SC2086
           ${python} -m espnet_mtl.bin.aux_data prepare --kind "${_kind}" --src_lang "${src_lang}" \
               --tgt_lang "${tgt_lang}" --out data --nj "${nj}" ${!_sets} )
-        stage_done "data/aux_${_kind}"
     done
+    stage_end
 fi
 
-if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+if run_stage 2; then
     if [ -n "${speed_perturb_factors}" ]; then
         log "Stage 2: Speed perturbation: data/${train_set} -> data/${_train_set}"
-        require_done "data/${train_set}"
-        rm -rf "data/${_train_set}"
+        stage_start 2 --in "data/${train_set}" --fresh "data/${_train_set}"
         # shellcheck disable=SC2086
         ${python} -m espnet_mtl.bin.speed_perturb --in_dir "data/${train_set}" \
             --out_dir "data/${_train_set}" --factors ${speed_perturb_factors}
-        stage_done "data/${_train_set}"
+        stage_end
     else
         log "Stage 2: Skip speed perturbation (--speed_perturb_factors is empty)"
     fi
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+if run_stage 3; then
     log "Stage 3: Format audio (feats_type=${feats_type}): data/ -> ${data_feats}"
+    _ins=() _outs=()
+    for dset in ${_format_sets}; do _ins+=("data/${dset}"); _outs+=("$(format_dir "${dset}")"); done
+    stage_start 3 --in "${_ins[@]}" --fresh "${_outs[@]}"
     for dset in ${_format_sets}; do
-        # Train, valid and auxiliary sets go to org/ for stage 4 filtering; test sets are final.
-        if [ "${dset}" = "${_train_set}" ] || [ "${dset}" = "${valid_set}" ] || [ "${dset}" = aux_asr ]; then
-            out=${data_feats}/org/${dset}
-        else
-            out=${data_feats}/${dset}
-        fi
-        require_done "data/${dset}"
-        stage_begin "${out}"
+        out=$(format_dir "${dset}")
         # Split by recording: each job reads each of its long recordings once.
         _nrec=$(wc -l < "data/${dset}/wav.scp")
         _nj=$(min "${nj}" "${_nrec}")
@@ -251,49 +320,51 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         ${train_cmd} JOB=1:"${_nj}" "${out}/logs/format.JOB.log" \
             ${python} -m espnet_mtl.bin.dump_audio --in_dir "data/${dset}/split${_nj}rec/JOB" \
                 --out_dir "${out}/format.JOB" --feats_type "${feats_type}" \
-                --audio_format "${audio_format}" --fs "${fs_hz}" --n_mels "${n_mels}"
+                --audio_format "${audio_format}" --fs "${fs_hz}" --n_mels "${n_mels}" \
+                --overrun_tolerance "${segment_overrun_tolerance}" --overrun_action "${segment_overrun}"
         _parts=()
         for n in $(seq "${_nj}"); do _parts+=("${out}/format.${n}"); done
         data_dir combine "${out}" "${_parts[@]}"
+        # Segments cut at (or dropped for ending past) their audio end, by name.
+        ${python} -m espnet_mtl.bin.dump_audio --summarize_overruns --name "${dset}" \
+            --overrun_tolerance "${segment_overrun_tolerance}" "${_parts[@]}" >&2
         echo "${feats_type}" > "${out}/feats_type"
-        stage_done "${out}"
     done
+    stage_end
 fi
 
-if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+if run_stage 4; then
     log "Stage 4: Remove utterances outside [${min_wav_duration}, ${max_wav_duration}] s or with empty text"
+    _ins=("${data_feats}/org/${_train_set}" "${data_feats}/org/${valid_set}")
+    [ -n "${aux_asr_sets}" ] && _ins+=("${data_feats}/org/aux_asr")
+    [ -n "${aux_mt_sets}" ] && _ins+=(data/aux_mt)
+    stage_start 4 --in "${_ins[@]}" --fresh "${data_feats}/${_train_set}" "${data_feats}/${valid_set}" "${_aux_dump[@]}"
     for dset in "${_train_set}" "${valid_set}"; do
-        require_done "${data_feats}/org/${dset}"
-        rm -rf "${data_feats}/${dset}"
+        rm -rf "${data_feats:?}/${dset}"
         data_dir filter "${data_feats}/org/${dset}" "${data_feats}/${dset}" \
             --min_dur "${min_wav_duration}" --max_dur "${max_wav_duration}" --fs "${fs_hz}" \
             --nonempty_text "${src_text_name}" "${tgt_text_name}"
-        stage_done "${data_feats}/${dset}"
     done
     if [ -n "${aux_asr_sets}" ]; then
-        require_done "${data_feats}/org/aux_asr"
-        rm -rf "${data_feats}/aux_asr"
+        rm -rf "${data_feats:?}/aux_asr"
         data_dir filter "${data_feats}/org/aux_asr" "${data_feats}/aux_asr" \
             --min_dur "${min_wav_duration}" --max_dur "${max_wav_duration}" --fs "${fs_hz}" \
             --nonempty_text "${src_text_name}"
-        stage_done "${data_feats}/aux_asr"
     fi
     if [ -n "${aux_mt_sets}" ]; then
-        require_done data/aux_mt
-        rm -rf "${data_feats}/aux_mt"
+        rm -rf "${data_feats:?}/aux_mt"
         ${python} -m espnet_mtl.bin.aux_data filter_text data/aux_mt "${data_feats}/aux_mt" \
             "${src_text_name}" "${tgt_text_name}"
-        stage_done "${data_feats}/aux_mt"
     fi
+    stage_end
 fi
 
-if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
-    require_done "${data_feats}/${_train_set}"
+if run_stage 5; then
     _src_text=${src_bpe_train_text:-${data_feats}/${_train_set}/${src_text_name}}
     _tgt_text=${tgt_bpe_train_text:-${data_feats}/${_train_set}/${tgt_text_name}}
-    for t in src tgt; do
-        _type=${t}_token_type; [ "${!_type}" = bpe ] || { log "Error: --${t}_token_type ${!_type}: only bpe (SentencePiece) is supported"; exit 2; }
-    done
+    _ins=()
+    if [ -z "${src_bpe_train_text}" ] || [ -z "${tgt_bpe_train_text}" ]; then _ins=("${data_feats}/${_train_set}"); fi
+    stage_start 5 --in "${_ins[@]}" --fresh "${_token_dirs[@]}"
     if "${token_joint}"; then
         log "Stage 5: Joint SentencePiece model (${src_bpemode}, ${src_nbpe}) -> ${src_bpedir}"
         ${python} -m espnet_mtl.bin.train_tokenizer --text "${_src_text}" "${_tgt_text}" \
@@ -309,11 +380,12 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             --vocab_size "${tgt_nbpe}" --model_type "${tgt_bpemode}" --character_coverage "${tgt_bpe_char_cover}" \
             --input_sentence_size "${tgt_bpe_input_sentence_size}" --user_defined_symbols "${tgt_bpe_nlsyms}"
     fi
+    stage_end
 fi
 
 # Stages 6-9 keep ESPnet's numbers; LM fusion is not implemented yet, so
 # asking for it is an error rather than a silently ignored option.
-if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 6 ]; then
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 6 ]; then
     if "${use_lm}" || "${use_ngram}"; then
         log "Error: --use_lm/--use_ngram true: LM and n-gram training (stages 6-9) are not available in espnet_mtl yet; run with --use_lm false --use_ngram false"
         exit 2
@@ -344,10 +416,12 @@ _config_opts=()
 [ -n "${st_config}" ] && _config_opts=(--config "${st_config}")
 if ! grep -qs '^model:' "${st_config:-/dev/null}"; then _config_opts+=(--model "${st_model}"); fi
 
-if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
+# What training reads: stage 10 and 11 inputs.
+_train_inputs=("${data_feats}/${_train_set}" "${data_feats}/${valid_set}" "${_aux_dump[@]}" "${_token_dirs[@]}")
+
+if run_stage 10; then
     log "Stage 10: ST collect stats -> ${st_stats_dir}"
-    for d in "${data_feats}/${_train_set}" "${data_feats}/${valid_set}"; do require_done "${d}"; done
-    stage_begin "${st_stats_dir}"
+    stage_start 10 --in "${_train_inputs[@]}" --fresh "${st_stats_dir}"
     _nj=$(min "${nj}" "$(wc -l < "${data_feats}/${_train_set}/${_scp}")" "$(wc -l < "${data_feats}/${valid_set}/${_scp}")")
     data_dir split "${data_feats}/${_train_set}" "${_nj}" > /dev/null
     data_dir split "${data_feats}/${valid_set}" "${_nj}" > /dev/null
@@ -367,25 +441,21 @@ if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
     ${python} -m espnet_mtl.bin.add_vocab_dim "${st_stats_dir}" "${src_token_type}" "src_text_shape=${src_token_list}"
     # Auxiliary sets: shape files named like the ST ones (collect stats needs speech and a translation).
     if [ -n "${aux_asr_sets}" ]; then
-        require_done "${data_feats}/aux_asr"
         ${python} -m espnet_mtl.bin.aux_data shapes "${data_feats}/aux_asr" "${st_stats_dir}/aux_asr" \
             --speech "${feats_type}" --n_mels "${n_mels}" \
             --text "${src_text_name}" "src_text_shape.${src_token_type}" "${src_bpedir}"
     fi
     if [ -n "${aux_mt_sets}" ]; then
-        require_done "${data_feats}/aux_mt"
         ${python} -m espnet_mtl.bin.aux_data shapes "${data_feats}/aux_mt" "${st_stats_dir}/aux_mt" \
             --text "${src_text_name}" "src_text_shape.${src_token_type}" "${src_bpedir}" \
             --text "${tgt_text_name}" "text_shape.${tgt_token_type}" "${tgt_bpedir}"
     fi
-    stage_done "${st_stats_dir}"
+    stage_end
 fi
 
-if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
-    require_done "${st_stats_dir}"
+if run_stage 11; then
     log "Stage 11: ST training -> ${st_exp} (log: ${st_exp}/train.log; a rerun resumes from ${st_exp}/checkpoint.pth)"
-    mkdir -p "${st_exp}"
-    rm -f "${st_exp}/.done"
+    stage_start 11 --in "${st_stats_dir}" "${_train_inputs[@]}" --resume "${st_exp}"
     _norm_opts=()
     if [ "${feats_normalize}" = global_mvn ]; then
         # Only at training time: collect stats cannot read a stats file it is making.
@@ -447,20 +517,20 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
             --fold_length "${st_text_fold_length}" \
             "${_aux_opts[@]}" --resume true --output_dir "${st_exp}" ${st_args}
     [ -e "${st_exp}/${inference_st_model}" ] || { log "Error: training finished without ${st_exp}/${inference_st_model}"; exit 1; }
-    stage_done "${st_exp}"
+    stage_end
 fi
 
-if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
-    require_done "${st_exp}"
+if run_stage 12; then
     log "Stage 12: Decoding -> ${st_exp}/${inference_tag}"
     if "${gpu_inference}"; then _cmd=${cuda_cmd}; _ngpu=1; else _cmd=${decode_cmd}; _ngpu=0; fi
     _inf_opts=()
     [ -n "${inference_config}" ] && _inf_opts=(--config "${inference_config}")
+    _ins=("${st_exp}") _outs=()
+    for dset in ${test_sets}; do _ins+=("${data_feats}/${dset}"); _outs+=("${st_exp}/${inference_tag}/${dset}"); done
+    stage_start 12 --in "${_ins[@]}" --fresh "${_outs[@]}"
     for dset in ${test_sets}; do
         _data=${data_feats}/${dset}
         _dir=${st_exp}/${inference_tag}/${dset}
-        require_done "${_data}"
-        stage_begin "${_dir}"
         _n=$(wc -l < "${_data}/${_scp}")
         _nj=$(min "${inference_nj}" "${_n}")
         data_dir split "${_data}" "${_nj}" > /dev/null
@@ -491,15 +561,25 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
                     --output_dir "${_pdir}/output.JOB" "${_inf_opts[@]}" ${inference_args}
             ${python} -m espnet_mtl.bin.merge_decode_outputs "${_pdir}" "${_nj}"
         done
-        stage_done "${_dir}"
     done
+    stage_end
 fi
 
-if [ ${stage} -le 13 ] && [ ${stop_stage} -ge 13 ]; then
+if run_stage 13; then
     log "Stage 13: Scoring (sacreBLEU) -> ${st_exp}/RESULTS.md"
+    _ins=() _outs=()
     for dset in ${test_sets}; do
         _dir=${st_exp}/${inference_tag}/${dset}
-        require_done "${_dir}"
+        _ins+=("${_dir}" "${data_feats}/${dset}")
+        _outs+=("${_dir}/score_bleu")
+        for _path in ${extra_decode_paths}; do
+            if [ "${_path}" = mt ]; then _outs+=("${_dir}/mt_path/score_bleu"); else _outs+=("${_dir}/asr_path/score_wer"); fi
+        done
+    done
+    # Old scores go first: a failed rescoring must not leave them looking current.
+    stage_start 13 --in "${_ins[@]}" --fresh "${_outs[@]}"
+    for dset in ${test_sets}; do
+        _dir=${st_exp}/${inference_tag}/${dset}
         ${python} -m espnet_mtl.bin.score_st --hyp "${_dir}/text" \
             --ref "${data_feats}/${dset}/${tgt_text_name}" --tgt_lang "${tgt_lang}" \
             --remove_tags "${remove_tags}" --out_dir "${_dir}/score_bleu" --st_exp "${st_exp}"
@@ -516,6 +596,7 @@ if [ ${stage} -le 13 ] && [ ${stop_stage} -ge 13 ]; then
             fi
         done
     done
+    stage_end
     cat "${st_exp}/RESULTS.md"
 fi
 

@@ -12,15 +12,9 @@ set -euo pipefail
 
 src_lang=fr
 tgt_lang=en
-# The languages also choose the corpus direction, so they are read here.
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --src_lang) src_lang=$2; shift 2 ;;
-        --tgt_lang) tgt_lang=$2; shift 2 ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+# The languages also choose the corpus direction, so they are read here (the
+# rest goes to st.sh); prepare_covost2 names the directions CoVoST 2 has.
+. ./recipe_options.sh src_lang tgt_lang -- "$@"
 
 pair=${src_lang}-${tgt_lang}
 # Character-based scripts: cover most characters, not every rare one.

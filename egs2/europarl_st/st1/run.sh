@@ -12,16 +12,9 @@ set -euo pipefail
 src_lang=en
 tgt_lang=de
 train_noisy=false
-# These choose the corpus direction and training set, so they are read here.
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --src_lang) src_lang=$2; shift 2 ;;
-        --tgt_lang) tgt_lang=$2; shift 2 ;;
-        --train_noisy) train_noisy=$2; shift 2 ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+# These choose the corpus direction and training set, so they are read here (the rest goes to st.sh).
+. ./recipe_options.sh "src_lang=en|fr|de|it|es|pt|pl|ro|nl" "tgt_lang=en|fr|de|it|es|pt|pl|ro|nl" \
+    "train_noisy=true|false" -- "$@"
 
 pair=${src_lang}-${tgt_lang}
 if [ "${train_noisy}" = true ]; then train_set=train_with_noisy.${pair}; else train_set=train.${pair}; fi

@@ -7,11 +7,8 @@
 set -euo pipefail
 
 tgt_lang=de
-# Pull --tgt_lang out of the arguments: it also selects the corpus pair.
-args=()
-while [ $# -gt 0 ]; do
-    if [ "$1" = --tgt_lang ]; then tgt_lang=$2; shift 2; else args+=("$1"); shift; fi
-done
+# --tgt_lang also selects the corpus pair, so it is read here (the rest goes to st.sh).
+. ./recipe_options.sh "tgt_lang=de|es|fr" -- "$@"
 
 ./st.sh \
     --ngpu 0 --nj 2 --inference_nj 2 \

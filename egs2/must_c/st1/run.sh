@@ -11,15 +11,9 @@ set -euo pipefail
 
 tgt_lang=de
 version=v1
-# --tgt_lang and --version also choose the corpus pair, so they are read here.
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --tgt_lang) tgt_lang=$2; shift 2 ;;
-        --version) version=$2; shift 2 ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+# --tgt_lang and --version also choose the corpus pair, so they are read here
+# (the rest goes to st.sh); prepare_must_c says which pairs a version has.
+. ./recipe_options.sh "tgt_lang=de|es|fr|it|nl|pt|ro|ru|ar|cs|fa|tr|vi|zh" "version=v1|v1.2" -- "$@"
 
 pair=en-${tgt_lang}
 # zh/ja: a character vocabulary needs most of the characters, not all of them.

@@ -10,15 +10,8 @@ set -euo pipefail
 
 tgt_lang=de
 version=v2
-# --tgt_lang and --version also choose the corpus pair, so they are read here.
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --tgt_lang) tgt_lang=$2; shift 2 ;;
-        --version) version=$2; shift 2 ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+# --tgt_lang and --version also choose the corpus pair, so they are read here (the rest goes to st.sh).
+. ./recipe_options.sh "tgt_lang=de|ja|zh" "version=v2" -- "$@"
 
 pair=en-${tgt_lang}
 # zh/ja: a character vocabulary needs most of the characters, not all of them.

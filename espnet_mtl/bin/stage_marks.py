@@ -1,0 +1,44 @@
+"""`python -m espnet_mtl.bin.stage_marks`: the stage driver's completion marks.
+
+    stage_marks start --in DIR... --fresh DIR... --resume DIR...
+    stage_marks done --stage N --in DIR... --out DIR...
+    stage_marks check DIR...
+"""
+
+import argparse
+import sys
+
+from espnet_mtl.stage_marks import StageError, check_input, done, start
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="stage_marks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("start", help="check inputs, unmark outputs")
+    s.add_argument("--in", dest="inputs", nargs="*", default=[])
+    s.add_argument("--fresh", nargs="*", default=[], help="outputs rewritten from scratch")
+    s.add_argument("--resume", nargs="*", default=[], help="outputs whose content is kept")
+    d = sub.add_parser("done", help="mark outputs complete")
+    d.add_argument("--stage", type=int, required=True)
+    d.add_argument("--in", dest="inputs", nargs="*", default=[])
+    d.add_argument("--out", dest="outputs", nargs="*", default=[])
+    c = sub.add_parser("check", help="fail unless every directory is complete and current")
+    c.add_argument("dirs", nargs="+")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "start":
+            start(args.inputs, args.fresh, args.resume)
+        elif args.command == "done":
+            done(args.stage, args.inputs, args.outputs)
+        else:
+            for directory in args.dirs:
+                check_input(directory)
+    except (StageError, OSError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
