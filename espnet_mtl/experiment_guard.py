@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from espnet_mtl.fileio import read_lines
 from espnet_mtl.locks import hold_lock
 
 # What a checkpoint's meaning depends on: the vocabularies and the network.
@@ -41,8 +42,7 @@ def _tokens(value) -> list[str] | None:
     """A token list as ESPnet holds it: a file path (command line) or a list (config.yaml)."""
     if value is None or isinstance(value, list):
         return value
-    with open(value, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+    return read_lines(value)
 
 
 def _plain(value):

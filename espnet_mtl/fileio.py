@@ -82,6 +82,12 @@ def decode_lines(raw_lines: Iterable[bytes], path: str | os.PathLike,
         yield lineno, line
 
 
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """Every line of a UTF-8 text file (token lists, option files); bad UTF-8 names file:line."""
+    with open(path, "rb") as f:
+        return [line for _, line in decode_lines(f, path)]
+
+
 def iter_table(path: str | os.PathLike) -> Iterator[tuple[int, str, str]]:
     """Yield (line_number, key, value) from a Kaldi table `<key> <value...>`.
 

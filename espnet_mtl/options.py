@@ -25,6 +25,8 @@ import re
 import shlex
 import sys
 
+from espnet_mtl.fileio import TableError, read_lines
+
 
 class OptionError(ValueError):
     pass
@@ -101,9 +103,11 @@ def _format_valid(defaults: dict[str, str]) -> str:
 def _read_config(path: str, defaults: dict[str, str]) -> dict[str, str]:
     values: dict[str, str] = {}
     try:
-        lines = open(path, encoding="utf-8").read().splitlines()
+        lines = read_lines(path)
     except OSError as e:
         raise OptionError(f"--config {path}: cannot read: {e.strerror}") from e
+    except TableError as e:
+        raise OptionError(f"--config {e}") from None
     for lineno, line in enumerate(lines, 1):
         line = line.split("#", 1)[0].strip()
         if not line:

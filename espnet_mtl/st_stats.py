@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from espnet_mtl.fileio import read_table, write_table
+from espnet_mtl.fileio import read_lines, read_table, write_table
 
 
 def count_lines(path: str | Path) -> int:
-    with open(path, encoding="utf-8") as f:
-        return sum(1 for _ in f)
+    return len(read_lines(path))
 
 
 def add_vocab_dim(stats_dir: str | Path, shapes: dict[str, str | Path], suffix: str) -> None:

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 
-def dry_run(d: Path, config: Path, token_list: Path, src_token_list: Path) -> Path:
-    """Run st_train --dry_run in a subprocess; returns the output dir."""
+def dry_run(d: Path, config: Path, token_list: Path, src_token_list: Path, *extra: str,
+            check: bool = True):
+    """Run st_train --dry_run in a subprocess; returns the output dir (check=False: the
+    CompletedProcess)."""
     (d / "wav.scp").write_text("u1 /dev/null\n")
     (d / "text").write_text("u1 a b\n")
     (d / "shape").write_text("u1 16000\n")
@@ -22,6 +24,8 @@ def dry_run(d: Path, config: Path, token_list: Path, src_token_list: Path) -> Pa
         cmd += [f"--{split}_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
                 f"--{split}_data_path_and_name_and_type", f"{d}/text,text,text",
                 f"--{split}_shape_file", f"{d}/shape"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd + list(extra), capture_output=True, text=True)
+    if not check:
+        return r
     assert r.returncode == 0, r.stderr[-3000:]
     return d / "exp"

@@ -80,3 +80,10 @@ def test_cli_help_exits_zero():
     r = _run_in_bash(["--help"])
     assert r.returncode == 0 and r.stdout == ""
     assert "--stage ('1')" in r.stderr
+
+
+def test_config_file_that_is_not_utf8_names_file_and_line(tmp_path):
+    cfg = tmp_path / "opts.conf"
+    cfg.write_bytes(b"stage=3\ntest_sets=fran\xe7ais\n")
+    with pytest.raises(OptionError, match=rf"--config {cfg}:2: not valid UTF-8"):
+        parse_options(DEFAULTS, ["--config", str(cfg)])

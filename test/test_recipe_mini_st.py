@@ -5,7 +5,8 @@ egs2/mini_st/st1, shared by the tests of this module:
 - stage 3 killed midway, then rerun: the same files as an uninterrupted run,
   and stage 4 refuses the incomplete output in between;
 - stage 11 killed after its first epoch, then rerun: training resumes;
-- stages 4-13: every expected file, and result.json parses.
+- stages 4-13: every expected file, and result.json parses; a failed
+  rescoring leaves no stale result.
 """
 
 import hashlib
@@ -58,10 +59,10 @@ def kill_when(proc, condition, timeout=300):
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Content hash of every file except logs (they hold timestamps)."""
+    """Content hash of every file except logs, marks and locks (they hold timestamps, pids)."""
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() and "logs" not in p.parts
-            and p.name != ".done"}
+            and p.name != ".done" and not p.name.endswith(".lock")}
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +120,15 @@ def test_stages_4_to_13_with_a_killed_and_resumed_training(recipe):
     assert 0 <= result["bleu"] <= 100 and result["num_sentences"] == 16
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed")
     assert "tst-COMMON.en-de" in (exp / "RESULTS.md").read_text()
+
+    # A failed rescoring leaves no stale score that looks current.
+    text = decode_dirs[0] / "text"
+    text.write_text("".join(text.read_text().splitlines(keepends=True)[1:]))  # a hypothesis lost
+    r = run(recipe, "--stage", "13", "--stop_stage", "13", check=False)
+    assert r.returncode != 0 and "no hypothesis for 1 of 16 reference utterances" in r.stderr
+    assert not (decode_dirs[0] / "score_bleu" / "result.json").exists()
+    rows = [line for line in (exp / "RESULTS.md").read_text().splitlines() if line.startswith("| ")]
+    assert not any("tst-COMMON.en-de" in row for row in rows)
 
 
 def test_mtl_st_with_mt_and_asr_path_decoding(recipe):

@@ -2,6 +2,7 @@
 
 import sys
 
+from espnet_mtl.fileio import TableError
 from espnet_mtl.st_stats import add_vocab_dim
 
 
@@ -10,7 +11,11 @@ def main(argv=None):
     if len(argv) < 3 or not all("=" in a for a in argv[2:]):
         print("usage: add_vocab_dim STATS_DIR SUFFIX text_shape=tokens.txt ...", file=sys.stderr)
         return 2
-    add_vocab_dim(argv[0], dict(a.split("=", 1) for a in argv[2:]), argv[1])
+    try:
+        add_vocab_dim(argv[0], dict(a.split("=", 1) for a in argv[2:]), argv[1])
+    except (TableError, OSError) as e:
+        print(f"add_vocab_dim: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,7 +8,7 @@ hypothesis for every reference, so a job that died midway cannot go unnoticed.
 import sys
 from pathlib import Path
 
-from espnet_mtl.fileio import read_table, write_table
+from espnet_mtl.fileio import TableError, read_table, write_table
 
 FILES = ("text", "token", "token_int", "score")
 
@@ -38,7 +38,7 @@ def main(argv=None):
     out_dir, nj = Path(argv[0]), int(argv[1])
     try:
         n = merge(out_dir, nj)
-    except RuntimeError as e:
+    except (RuntimeError, TableError, OSError) as e:
         print(f"merge_decode_outputs: error: {e}", file=sys.stderr)
         return 1
     print(f"merge_decode_outputs: {out_dir}: {n} hypotheses")

@@ -18,6 +18,7 @@ import shlex
 import sys
 
 from espnet_mtl import slurm  # noqa: F401  (registers the slurm backend)
+from espnet_mtl.fileio import read_lines
 from espnet_mtl.jobs import BACKENDS, JobsFailed, JobsInterrupted, run_jobs
 
 JOB_SPEC = re.compile(r"^([A-Z][A-Z0-9_]*)=(\d+)(?::(\d+))?$")
@@ -58,20 +59,19 @@ def split_options(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def read_config(path: str) -> list[str]:
     args = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            words = shlex.split(line, comments=True)
-            if not words:
-                continue
-            if words[0] == "default" and len(words) == 2 and "=" in words[1]:
-                key, value = words[1].split("=", 1)
-                args += [f"--{key}", value]
-            elif words[0].startswith("--"):
-                args += words
-            else:
-                # Kaldi's grid-engine `command`/`option` lines have no meaning here.
-                raise ValueError(f"{path}:{lineno}: expected options like '--mem 4G' or "
-                                 f"'default mem=4G', got '{line.strip()}'")
+    for lineno, line in enumerate(read_lines(path), 1):  # TableError (a ValueError): file:line
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] == "default" and len(words) == 2 and "=" in words[1]:
+            key, value = words[1].split("=", 1)
+            args += [f"--{key}", value]
+        elif words[0].startswith("--"):
+            args += words
+        else:
+            # Kaldi's grid-engine `command`/`option` lines have no meaning here.
+            raise ValueError(f"{path}:{lineno}: expected options like '--mem 4G' or "
+                             f"'default mem=4G', got '{line.strip()}'")
     return args
 
 

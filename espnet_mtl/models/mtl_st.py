@@ -60,6 +60,7 @@ from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import (
     LabelSmoothingLoss,
 )
 
+from espnet_mtl.fileio import read_lines
 from espnet_mtl.losses.consistency import (
     CONSISTENCY_KINDS,
     DIRECTIONS,
@@ -312,8 +313,7 @@ class MTLSTModel(AbsESPnetModel):
 
         def read_tokens(value, what):
             if isinstance(value, str):
-                with open(value, encoding="utf-8") as f:
-                    return [line.rstrip() for line in f]
+                return [line.rstrip() for line in read_lines(value)]
             if isinstance(value, (tuple, list)):
                 return list(value)
             raise RuntimeError(f"{what} must be str or list")
