@@ -45,14 +45,19 @@ def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
     return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
 
 
-def _alive(pid: int) -> bool:
+def _exists(send_signal, target: int) -> bool:
+    """Whether a process (os.kill) or process group (os.killpg) still exists."""
     try:
-        os.kill(pid, 0)
+        send_signal(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # it exists, it is just not ours
     return True
+
+
+def _alive(pid: int) -> bool:
+    return _exists(os.kill, pid)
 
 
 def _stop_because_driver_died(pid: int) -> None:
@@ -143,20 +148,10 @@ def kill_process_groups(pgids: list[int]) -> None:
     deadline = time.monotonic() + KILL_GRACE_S
     while alive and time.monotonic() < deadline:
         time.sleep(0.1)
-        alive = [pgid for pgid in alive if _group_alive(pgid)]
+        alive = [pgid for pgid in alive if _exists(os.killpg, pgid)]
     for pgid in alive:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def guard_main() -> int:

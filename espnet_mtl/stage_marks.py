@@ -6,7 +6,8 @@ Every stage declares what it reads and what it writes (st.sh's `stage_start`
   that the input's own inputs were when it was made (see below), else the
   stage refuses, naming the stage to rerun;
 - each output loses its mark first: `fresh` outputs are removed entirely (the
-  stage rewrites them), `resumed` ones (training) keep their content. A stage
+  stage writes them anew; a failed one leaves nothing), `resumed` ones
+  (training) keep their content. A stage
   killed halfway therefore leaves outputs without marks, which the next stage
   refuses and a rerun redoes.
 When it succeeds, each output gets a `.done` holding a unique stamp and the
@@ -69,11 +70,10 @@ def start(inputs: list[str], fresh: list[str], resumed: list[str]) -> None:
     """Check the inputs, then unmark (and for `fresh`, empty) the outputs."""
     for directory in inputs:
         check_input(directory)
-    for directory in fresh:
+    for directory in fresh:  # the stage creates them again
         shutil.rmtree(directory, ignore_errors=True)
         if os.path.lexists(directory):  # a file or a link where a directory goes
             os.unlink(directory)
-        os.makedirs(directory)
     for directory in resumed:
         os.makedirs(directory, exist_ok=True)
         Path(directory, MARK).unlink(missing_ok=True)

@@ -114,6 +114,16 @@ def test_driver_terminated_cancels_its_job(tmp_path):
     slurm_cluster.wait_gone(job, timeout=30)
 
 
+def test_driver_killed_outright_still_cancels_its_job(tmp_path):
+    # SIGKILL (or the OOM killer) leaves run_jobs no chance: its guard runs scancel.
+    proc = subprocess.Popen([*RUN_JOBS, "log/sleeper.log", "sleep 60"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = _job_running(tmp_path / "log")
+    proc.kill()
+    proc.communicate(timeout=30)
+    slurm_cluster.wait_gone(job, timeout=30)
+
+
 def test_resources_map_onto_sbatch_flags():
     conf = SlurmConfig(partition="cpu", gpu_partition="gpu", gres="gpu:a100:{gpu}",
                        account="lab", time="1:00:00", extra=["--exclude=n1"],

@@ -129,7 +129,7 @@ tgt_bpe_train_text=    # Text file path of bpe training set for target language.
 
 
 # Numeric and enumerated options, checked before any stage runs (forms: espnet_mtl/options.py).
-_option_rules="stage=int:1..13 stop_stage=int:1..13 ngpu=int:0.. num_nodes=int:1.. nj=int:1..
+_option_rules="stage=int:1..13 stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1.. nj=int:1..
     inference_nj=int:1.. feats_type=raw|fbank audio_format=flac|wav fs=rate n_mels=int:1..
     min_wav_duration=float:0.. max_wav_duration=float:0.. segment_overrun_tolerance=float:0..
     segment_overrun=drop|error aux_mixing=ratio|round_robin src_token_type=bpe tgt_token_type=bpe
@@ -148,6 +148,7 @@ for _name in $(compgen -v); do
 done
 
 log "$0 $*"
+_cmdline="$0 $*"  # named in the locks this run takes
 [ -f ./path.sh ] && . ./path.sh
 [ -f ./cmd.sh ] && . ./cmd.sh
 _assign=$(${python} -m espnet_mtl.bin.parse_options "${_option_pairs[@]}" \
@@ -209,7 +210,6 @@ _aux_kinds=
 # Speech sets formatted at stage 3: train and valid (then filtered at stage 4), tests.
 _format_sets="${_train_set} ${valid_set} ${test_sets}"
 [ -n "${aux_asr_sets}" ] && _format_sets+=" aux_asr"
-_cmdline="$0 $*"
 
 # Stage bookkeeping (see the header): stage_start N [--in DIR...] [--fresh DIR...]
 # [--resume DIR...] locks and unmarks the outputs after checking the inputs;
