@@ -58,6 +58,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _wait_for(condition, timeout, what):
     deadline = time.time() + timeout
     while not condition():
@@ -92,7 +100,8 @@ def test_killed_driver_takes_its_tasks_along_and_a_rerun_neither_doubles_nor_tru
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    # Nothing of the killed run is left (no run_jobs, guard or task in its process group).
+    # Nothing of the killed run is left: neither run.sh, st.sh nor run_jobs (the tasks
+    # ran in sessions of their own, checked above).
     _wait_for(lambda: not _group_alive(proc.pid), 15, "the killed run's processes to exit")
 
     # The half-written output is refused downstream, and a rerun redoes it.
@@ -100,14 +109,6 @@ def test_killed_driver_takes_its_tasks_along_and_a_rerun_neither_doubles_nor_tru
     assert r.returncode == 1 and "org/train.en-de is missing or incomplete" in r.stderr
     run(recipe, "--stage", "3", "--stop_stage", "3")
     assert (recipe / "dump" / "raw" / "org" / "train.en-de" / ".done").exists()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_an_interrupted_stage5_leaves_no_token_pair_that_stage10_accepts(recipe):
@@ -126,6 +127,36 @@ def test_an_interrupted_stage5_leaves_no_token_pair_that_stage10_accepts(recipe)
     assert r.returncode == 1
     assert "data/en_de_token_list/src_bpe_unigram60 is missing or incomplete" in r.stderr
     assert not list((recipe / "exp").glob("st_stats_*/.done"))
+
+
+def test_training_killed_with_its_driver_then_resumed_by_one_trainer(recipe, tmp_path):
+    run(recipe, "--stage", "3", "--stop_stage", "10")
+    exp = recipe / "exp" / "st_kill11"
+    common = ["--stage", "11", "--stop_stage", "11", "--st_tag", "kill11"]
+    proc = subprocess.Popen(["./run.sh", *TINY, *common, "--st_args", "--max_epoch 100"],
+                            cwd=recipe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        _wait_for(lambda: (exp / "1epoch.pth").exists(), 300, "the first epoch")
+        trainer = int(re.search(r"pid=(\d+)", (exp / ".trainer.lock").read_text()).group(1))
+        driver = int(re.search(r"pid=(\d+)", (recipe / "exp" / ".st_kill11.lock").read_text())
+                     .group(1))
+        # While it trains, a second stage 11 of the same experiment is refused.
+        r = run(recipe, *common, check=False)
+        assert r.returncode == 1 and f"is being written by another run (pid={driver} " in r.stderr
+        os.kill(driver, signal.SIGKILL)
+        _wait_for(lambda: not _alive(trainer), 20, f"the trainer {trainer} to die")
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    _wait_for(lambda: not _group_alive(proc.pid), 20, "the killed run's processes to exit")
+    assert not (exp / ".done").exists()
+    # The rerun resumes (one trainer: the lock is free again) for one more epoch.
+    trained = max(int(p.name[:-len("epoch.pth")]) for p in exp.glob("*epoch.pth"))
+    run(recipe, *common, "--st_args", f"--max_epoch {trained + 1}")
+    assert "resumed" in (exp / "train.log").read_text()
+    assert (exp / ".done").exists() and (exp / f"{trained + 1}epoch.pth").exists()
 
 
 def test_experiment_names_carry_the_vocabulary_and_speed_perturbation(recipe):
