@@ -1,6 +1,6 @@
 """No job outlives its driver, whatever kills the driver.
 
-Two mechanisms, because a dying process can only be relied on for nothing:
+Two mechanisms, because a process killed by SIGKILL can do nothing for its children:
 
 - `die_with_driver()`: the stage driver (st.sh) exports
   `ESPNET_MTL_DRIVER=<host>:<pid>`; every `python -m espnet_mtl.bin.*`

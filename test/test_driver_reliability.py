@@ -18,6 +18,8 @@ import pytest
 from espnet_mtl.recipes import ROOT, copy_recipe
 from espnet_mtl.stage_marks import StageError, check_input, done, start
 
+from test_jobs import _alive
+
 TINY = ["--local_data_opts", "--tgt_lang de --n_train 24 --n_dev 4 --n_test 4",
         "--src_nbpe", "60", "--tgt_nbpe", "60", "--nj", "2"]
 # Stage 3's dump tasks sleep (recording their pids); the tokenizer of the
@@ -49,13 +51,6 @@ def recipe(tmp_path_factory):
     stand_in.chmod(0o755)
     run(recipe, "--stage", "1", "--stop_stage", "2")
     return recipe
-
-
-def _alive(pid: int) -> bool:
-    try:  # a zombie (killed, not yet reaped) counts as dead
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _group_alive(pgid: int) -> bool:

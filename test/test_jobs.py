@@ -140,7 +140,7 @@ def test_cli_failure_exits_1_naming_the_log(tmp_path):
 def _alive(pid: int) -> bool:
     try:  # a zombie (killed, not yet reaped by init) counts as dead
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while we read
         return False
 
 

@@ -151,6 +151,7 @@ log "$0 $*"
 _cmdline="$0 $*"  # named in the locks this run takes
 [ -f ./path.sh ] && . ./path.sh
 [ -f ./cmd.sh ] && . ./cmd.sh
+command -v flock > /dev/null || { log "Error: flock not found: install util-linux (it locks stage outputs)"; exit 1; }
 _assign=$(${python} -m espnet_mtl.bin.parse_options "${_option_pairs[@]}" \
     --rules "${_option_rules}" --usage "${help_message}" -- "$@") || exit 1
 eval "${_assign}"
