@@ -602,14 +602,25 @@ def _common_names(dirs: list[tuple[Path, DataDir]], group: str) -> list[str]:
 
 
 def combine_data_dirs(dst: str | os.PathLike, srcs: Iterable[str | os.PathLike], *,
-                      fs: int = 16000) -> int:
+                      fs: int = 16000, skip_empty: bool = False) -> int:
     """Write the union of `srcs` to `dst`; returns the number of utterances.
 
     Duplicate utterance ids are an error.  If only some sources have `segments`,
     the others get identity segments (one segment per recording), which needs
     their durations from reco2dur or utt2num_samples (at `fs` Hz).
+    `skip_empty` leaves out sources without utterances (a stage-3 job whose
+    every segment was dropped) instead of refusing them; all empty is an error.
     """
-    dirs = [(Path(s), DataDir.load(s)) for s in srcs]
+    srcs = [Path(s) for s in srcs]
+    if skip_empty:
+        empty = [s for s in srcs
+                 if (s / "utt2spk").is_file() and (s / "utt2spk").stat().st_size == 0]
+        if empty and len(empty) == len(srcs):
+            raise DataDirError(f"combine: every source is empty ({', '.join(map(str, srcs))})")
+        for s in empty:
+            log.warning("combine: %s has no utterances; left out", s)
+        srcs = [s for s in srcs if s not in empty]
+    dirs = [(s, DataDir.load(s)) for s in srcs]
     if not dirs:
         raise ValueError("combine_data_dirs needs at least one source")
     for p, d in dirs:

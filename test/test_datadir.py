@@ -349,6 +349,21 @@ def test_combine_union(tmp_path, caplog):
     assert (dst / "feats_type").read_text() == "raw\n"
 
 
+def test_combine_can_skip_sources_without_utterances(tmp_path, caplog):
+    a = make_dir(tmp_path / "a", utts=UTTS[:3])
+    empty = tmp_path / "empty"  # what stage 3 leaves when every segment of a job was dropped
+    empty.mkdir()
+    for name in ("wav.scp", "utt2spk", "spk2utt", "text.tc.de"):
+        (empty / name).write_text("")
+    with pytest.raises(DataDirError, match="no utterances"):
+        datadir.combine_data_dirs(tmp_path / "all", [a, empty])
+    with caplog.at_level(logging.WARNING):
+        assert datadir.combine_data_dirs(tmp_path / "all", [a, empty], skip_empty=True) == 3
+    assert f"{empty} has no utterances; left out" in caplog.text
+    with pytest.raises(DataDirError, match="every source is empty"):
+        datadir.combine_data_dirs(tmp_path / "none", [empty], skip_empty=True)
+
+
 def test_combine_duplicate_utterance_names_both_sources(tmp_path):
     a = make_dir(tmp_path / "a", utts=UTTS[:3])
     b = make_dir(tmp_path / "b", utts=UTTS[2:])

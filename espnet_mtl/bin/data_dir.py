@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("srcs", nargs="+")
     p.add_argument("--fs", type=int, default=16000, help="sampling rate of utt2num_samples")
+    p.add_argument("--skip_empty", action="store_true",
+                   help="leave out sources without utterances instead of refusing them")
 
     p = sub.add_parser("filter", help="drop utterances by duration or empty text")
     p.add_argument("src")
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
         for part in datadir.split_data_dir(args.src, args.n, by=args.by):
             print(part)
     elif args.cmd == "combine":
-        datadir.combine_data_dirs(args.dst, args.srcs, fs=args.fs)
+        datadir.combine_data_dirs(args.dst, args.srcs, fs=args.fs, skip_empty=args.skip_empty)
     elif args.cmd == "filter":
         removed = datadir.filter_data_dir(args.src, args.dst, min_dur=args.min_dur,
                                           max_dur=args.max_dur,

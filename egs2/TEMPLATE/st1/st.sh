@@ -325,7 +325,8 @@ if run_stage 3; then
                 --overrun_tolerance "${segment_overrun_tolerance}" --overrun_action "${segment_overrun}"
         _parts=()
         for n in $(seq "${_nj}"); do _parts+=("${out}/format.${n}"); done
-        data_dir combine "${out}" "${_parts[@]}"
+        # --skip_empty: a job whose every segment ended past its audio (dropped) has none left.
+        data_dir combine --skip_empty "${out}" "${_parts[@]}"
         # Segments cut at (or dropped for ending past) their audio end, by name.
         ${python} -m espnet_mtl.bin.dump_audio --summarize_overruns --name "${dset}" \
             --overrun_tolerance "${segment_overrun_tolerance}" "${_parts[@]}" >&2
