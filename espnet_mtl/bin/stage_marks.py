@@ -2,13 +2,12 @@
 
     stage_marks start --in DIR... --fresh DIR... --resume DIR...
     stage_marks done --stage N --in DIR... --out DIR...
-    stage_marks check DIR...
 """
 
 import argparse
 import sys
 
-from espnet_mtl.stage_marks import StageError, check_input, done, start
+from espnet_mtl.stage_marks import StageError, done, start
 
 
 def main(argv=None):
@@ -23,17 +22,12 @@ def main(argv=None):
     d.add_argument("--stage", type=int, required=True)
     d.add_argument("--in", dest="inputs", nargs="*", default=[])
     d.add_argument("--out", dest="outputs", nargs="*", default=[])
-    c = sub.add_parser("check", help="fail unless every directory is complete and current")
-    c.add_argument("dirs", nargs="+")
     args = p.parse_args(argv)
     try:
         if args.command == "start":
             start(args.inputs, args.fresh, args.resume)
-        elif args.command == "done":
-            done(args.stage, args.inputs, args.outputs)
         else:
-            for directory in args.dirs:
-                check_input(directory)
+            done(args.stage, args.inputs, args.outputs)
     except (StageError, OSError) as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1

@@ -342,19 +342,16 @@ if run_stage 4; then
     [ -n "${aux_mt_sets}" ] && _ins+=(data/aux_mt)
     stage_start 4 --in "${_ins[@]}" --fresh "${data_feats}/${_train_set}" "${data_feats}/${valid_set}" "${_aux_dump[@]}"
     for dset in "${_train_set}" "${valid_set}"; do
-        rm -rf "${data_feats:?}/${dset}"
         data_dir filter "${data_feats}/org/${dset}" "${data_feats}/${dset}" \
             --min_dur "${min_wav_duration}" --max_dur "${max_wav_duration}" --fs "${fs_hz}" \
             --nonempty_text "${src_text_name}" "${tgt_text_name}"
     done
     if [ -n "${aux_asr_sets}" ]; then
-        rm -rf "${data_feats:?}/aux_asr"
         data_dir filter "${data_feats}/org/aux_asr" "${data_feats}/aux_asr" \
             --min_dur "${min_wav_duration}" --max_dur "${max_wav_duration}" --fs "${fs_hz}" \
             --nonempty_text "${src_text_name}"
     fi
     if [ -n "${aux_mt_sets}" ]; then
-        rm -rf "${data_feats:?}/aux_mt"
         ${python} -m espnet_mtl.bin.aux_data filter_text data/aux_mt "${data_feats}/aux_mt" \
             "${src_text_name}" "${tgt_text_name}"
     fi
