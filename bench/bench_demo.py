@@ -1,19 +1,30 @@
-"""The default demo run: wall time and test BLEU of `egs2/mini_st/st1/run.sh`.
+"""The default demo run against the pre-issue-11 demo config, in one script.
 
-Runs the recipe in a fresh copy (corpus generation included) and prints
-JSON with the wall time, per-stage times from the driver's log, the
-result.json numbers, and the ratios against the issue's targets (<= 20 min,
->= 60 BLEU).
+1. A fresh copy of egs2/mini_st/st1 runs `./run.sh` (stages 1-13, corpus
+   generation included): wall time, per-stage times, test BLEU.
+2. In the same copy, the baseline config (conf/tuning/train_st_demo_10ms_20ep.yaml:
+   the demo as it was before issue 11, 10 ms frames, 20 epochs) runs stages
+   10-13 with its own statistics directory and --st_tag baseline.
 
-    python bench/bench_demo.py [--workdir DIR] [--out result.json] [-- extra run.sh options]
+The JSON has both runs' per-stage seconds, training steps per second and
+epoch seconds (from ESPnet's train.log), BLEU / chrF / TER, the ratio of
+the baseline's stage 11 time to the default's (target >= 2) and of the whole
+default demo against the 10-minute target, plus the CPU model, the core
+count and the load average before and after (a figure is only valid when
+nothing else ran on the machine).
+
+    python bench/bench_demo.py [--workdir DIR] [--out result.json] [--no_baseline]
+                               [-- extra run.sh options for both runs]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,50 +33,103 @@ from pathlib import Path
 
 from espnet_mtl.recipes import copy_recipe
 
+BASELINE_CONFIG = "conf/tuning/train_st_demo_10ms_20ep.yaml"
+_STAGE = re.compile(r"^(\S+) \(st\.sh:\d+:main\) (Stages? [\d-]+|Successfully finished)", re.M)
+_EPOCH = re.compile(r"(\d+)epoch results: \[train\] .*?train_time=([\d.]+), time=([\d.]+) seconds, "
+                    r"total_count=(\d+)")
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def stage_seconds(log_text: str) -> dict[str, float]:
+    """Seconds per stage from the driver's timestamped stage lines."""
+    stages, last = {}, None
+    for m in _STAGE.finditer(log_text):
+        stamp = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+        if last:
+            stages[last[0]] = stages.get(last[0], 0) + stamp - last[1]
+        last = (m.group(2), stamp)
+    return stages
+
+
+def training_speed(train_log: Path) -> dict:
+    """Epochs, median epoch seconds (training part) and steps per second from ESPnet's log."""
+    epochs = [(int(e), float(step), float(t), int(n))
+              for e, step, t, n in _EPOCH.findall(train_log.read_text())]
+    if not epochs:
+        return {}
+    steps_per_epoch = epochs[0][3]
+    return {"epochs": len(epochs), "steps_per_epoch": steps_per_epoch,
+            "median_epoch_train_s": statistics.median(t for _, _, t, _ in epochs),
+            "steps_per_s": round(steps_per_epoch / statistics.median(t for _, _, t, _ in epochs), 3)}
+
+
+def run(recipe: Path, log_name: str, args: list[str]) -> dict:
+    t0 = time.perf_counter()
+    with open(recipe / log_name, "w") as log:
+        rc = subprocess.run(["./run.sh", *args], cwd=recipe, stdout=log,
+                            stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - t0
+    text = (recipe / log_name).read_text()
+    tag = args[args.index("--st_tag") + 1] if "--st_tag" in args else None
+    exp = sorted(p for p in recipe.glob("exp/st_*") if p.is_dir() and "stats" not in p.name
+                 and (tag is None or p.name == f"st_{tag}"))
+    if tag is None:
+        exp = [p for p in exp if p.name != "st_baseline"]
+    results = sorted(exp[0].glob("*/*/score_bleu/result.json")) if exp else []
+    result = json.loads(results[0].read_text()) if results else {}
+    return {
+        "returncode": rc,
+        "wall_seconds": round(wall, 1),
+        "stage_seconds": stage_seconds(text),
+        "training": training_speed(exp[0] / "train.log") if exp else {},
+        "bleu": result.get("bleu"), "chrf": result.get("chrf"), "ter": result.get("ter"),
+        "bleu_signature": result.get("bleu_signature"),
+        "run_log": str(recipe / log_name),
+    }
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", help="keep the run here (default: a temp dir, removed)")
     p.add_argument("--out")
+    p.add_argument("--no_baseline", action="store_true", help="only the default demo")
     p.add_argument("run_args", nargs="*")
     args = p.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_demo."))
     recipe = copy_recipe("mini_st", work)
-    t0 = time.perf_counter()
-    with open(recipe / "run.log", "w") as log:
-        rc = subprocess.run(["./run.sh", *args.run_args], cwd=recipe,
-                            stdout=log, stderr=subprocess.STDOUT).returncode
-    wall = time.perf_counter() - t0
-    text = (recipe / "run.log").read_text()
-    stages = {}
-    last = None
-    for m in re.finditer(r"^(\S+) \(st\.sh:\d+:main\) (Stages? [\d-]+|Successfully finished)", text, re.M):
-        stamp = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
-        if last:
-            stages[last[0]] = stamp - last[1]
-        last = (m.group(2), stamp)
-    results = sorted(recipe.glob("exp/st_*/*/*/score_bleu/result.json"))
-    result = json.loads(results[0].read_text()) if results else {}
-    out = {
-        "benchmark": "demo_run",
-        "returncode": rc,
-        "wall_seconds": round(wall, 1),
-        "wall_minutes": round(wall / 60, 2),
-        "stage_seconds": stages,
-        "bleu": result.get("bleu"),
-        "chrf": result.get("chrf"),
-        "ter": result.get("ter"),
-        "bleu_signature": result.get("bleu_signature"),
-        "target_minutes": 20,
-        "target_bleu": 60,
-        "ratio_wall_vs_target": round(wall / 60 / 20, 3),
-        "ratio_bleu_vs_target": round(result["bleu"] / 60, 3) if result else None,
-        "run_log": str(recipe / "run.log"),
-    }
-    print(json.dumps(out, indent=2))
+    load_before = os.getloadavg()
+    demo = run(recipe, "run.log", args.run_args)
+    out = {"benchmark": "demo_run", "cpu": cpu_model(), "cores": os.cpu_count(),
+           "load_average_before": load_before, "demo": demo,
+           "demo_wall_minutes": round(demo["wall_seconds"] / 60, 2),
+           "target_demo_minutes": 10, "target_bleu": 80}
+    if not args.no_baseline and demo["returncode"] == 0:
+        base = run(recipe, "baseline.log",
+                   ["--stage", "10", "--stop_stage", "13", "--st_config", BASELINE_CONFIG,
+                    "--st_tag", "baseline", "--st_stats_dir", "exp/st_stats_baseline",
+                    *args.run_args])
+        out["baseline"] = base
+        st11 = "Stage 11"
+        if st11 in demo["stage_seconds"] and st11 in base["stage_seconds"]:
+            out["stage11_speedup_vs_baseline"] = round(
+                base["stage_seconds"][st11] / demo["stage_seconds"][st11], 3)
+            out["target_stage11_speedup"] = 2.0
+        if demo["training"] and base["training"]:
+            out["steps_per_s_ratio_vs_baseline"] = round(
+                demo["training"]["steps_per_s"] / base["training"]["steps_per_s"], 3)
+    out["load_average_after"] = os.getloadavg()
+    text = json.dumps(out, indent=2)
+    print(text)
     if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        Path(args.out).write_text(text + "\n")
+    rc = demo["returncode"] or out.get("baseline", {}).get("returncode", 0)
     if not args.workdir and rc == 0:
         shutil.rmtree(work)
     sys.exit(rc)

@@ -18,7 +18,7 @@ on). After `--warmup` steps per model, `--steps` steps per model are timed
 in rounds (one step of each model per round, the order rotated every round)
 so that machine drift hits every model alike.
 
-    python bench/bench_mtl_step.py [--steps 10] [--threads N] [--batch_size 16]
+    python bench/bench_mtl_step.py [--steps 10] [--threads N] [--batch_size 16] [--hop_length 160]
                                    [--seed 0] [--out result.json]
 
 Prints JSON: mean/median seconds per step (and the forward / backward /
@@ -47,7 +47,7 @@ VOCAB = 300
 SAMPLE_RATE = 16000
 
 # Demo model size (egs2/mini_st/st1/conf/train_st.yaml).
-FRONTEND_CONF = {"n_fft": 512, "hop_length": 160}
+FRONTEND_CONF = {"n_fft": 512, "hop_length": 320}
 ENCODER_CONF = {
     "output_size": 144, "attention_heads": 4, "linear_units": 576, "num_blocks": 4,
     "dropout_rate": 0.1, "positional_dropout_rate": 0.1, "attention_dropout_rate": 0.1,
@@ -89,14 +89,14 @@ def token_list(prefix: str):
     return ["<blank>", "<unk>"] + [f"{prefix}{i}" for i in range(VOCAB - 3)] + ["<sos/eos>"]
 
 
-def build_model(workdir: Path, name: str, seed: int):
+def build_model(workdir: Path, name: str, seed: int, frontend_conf: dict = FRONTEND_CONF):
     from espnet_mtl.tasks.st import MTLSTTask
 
     model_name, model_conf = MODELS[name]
     conf = {
         "model": model_name,
         "model_conf": model_conf,
-        "frontend_conf": FRONTEND_CONF,
+        "frontend_conf": frontend_conf,
         "encoder": "conformer",
         "encoder_conf": ENCODER_CONF,
         "decoder": "transformer",
@@ -189,10 +189,15 @@ def main(argv=None):
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    p.add_argument("--hop_length", type=int,
+                   help="frontend hop (default: the demo's %d; 160 = the demo before issue 11)"
+                   % FRONTEND_CONF["hop_length"])
+    p.add_argument("--n_mels", type=int, help="mel bins (default: the demo's)")
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    frontend = {k: v for k, v in (("hop_length", args.hop_length), ("n_mels", args.n_mels)) if v}
     work = Path(tempfile.mkdtemp(prefix="bench_mtl_step."))
     (work / "tgt.txt").write_text("\n".join(token_list("t")) + "\n")
     (work / "src.txt").write_text("\n".join(token_list("s")) + "\n")
@@ -200,7 +205,7 @@ def main(argv=None):
     names = list(args.models)
     models, optims, params = {}, {}, {}
     for name in names:
-        model = build_model(work, name, args.seed)
+        model = build_model(work, name, args.seed, {**FRONTEND_CONF, **frontend})
         model.train()
         models[name] = model
         optims[name] = torch.optim.Adam(model.parameters(), **OPTIM_CONF)
@@ -256,6 +261,7 @@ def main(argv=None):
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
+        "frontend_conf": {**FRONTEND_CONF, **frontend},
         "seed": args.seed,
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,

@@ -131,9 +131,29 @@ def register_backend(name: str):
     return add
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: taskset, cgroup cpusets)."""
+    return len(os.sched_getaffinity(0))
+
+
+def local_threads(resources: Resources, cores: int) -> int:
+    """Math-library threads per local task: the task's ask (or an explicit
+    OMP_NUM_THREADS), never more than the machine's cores."""
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(asked) if asked.isdigit() and int(asked) > 0 else resources.num_threads
+    return max(1, min(threads, cores))
+
+
+def local_parallel(tasks: int, threads: int, cores: int, max_parallel: int | None) -> int:
+    """Tasks run at once: threads x tasks <= cores, so that no two tasks' math
+    threads fight for a core (on 2 cores, 2 threads each would halve both)."""
+    return max(1, min(tasks, max_parallel or tasks, cores // threads))
+
+
 @register_backend("local")
 class LocalBackend(Backend):
-    """Tasks run as child processes of this one, at most `max_parallel` at a time.
+    """Tasks run as child processes of this one: at most `max_parallel` at a
+    time, and never more than the cores allow (threads x running tasks <= cores).
 
     Each task gets its own session (process group), so cancelling can kill
     everything a task started, pipes included.
@@ -143,7 +163,9 @@ class LocalBackend(Backend):
         self._lock = threading.Lock()
         self._running: dict[int, subprocess.Popen] = {}
         self._cancelled = threading.Event()
-        workers = min(self.max_parallel or len(tasks), len(tasks))
+        cores = usable_cores()
+        self._threads = local_threads(self.resources, cores)
+        workers = local_parallel(len(tasks), self._threads, cores, self.max_parallel)
         self._pool = ThreadPoolExecutor(max_workers=max(workers, 1))
         self._futures: list[Future] = [self._pool.submit(self._run, t) for t in tasks]
 
@@ -168,7 +190,7 @@ class LocalBackend(Backend):
             return 128 + signal.SIGTERM
         r = self.resources
         env = dict(os.environ)
-        env.setdefault("OMP_NUM_THREADS", str(r.num_threads))
+        env["OMP_NUM_THREADS"] = str(self._threads)
         note = " (gpu/mem/time are not enforced by the local backend)" if (
             r.gpu or r.mem or r.time) else ""
         task.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +221,7 @@ class LocalBackend(Backend):
                     self.guard.remove(f"task{task.index}")
                 if code < 0:  # killed by a signal: report it the way bash does
                     code = 128 - code
-            log.write(log_footer(code, time.monotonic() - start, r.num_threads))
+            log.write(log_footer(code, time.monotonic() - start, self._threads))
         return code
 
 

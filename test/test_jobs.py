@@ -82,12 +82,38 @@ def test_single_task_has_no_substitution(tmp_path):
 
 def test_omp_num_threads(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(jobs, "usable_cores", lambda: 8)
     run_jobs(["echo omp=$OMP_NUM_THREADS"], tmp_path / "a.log", resources={"num_threads": 4})
     assert "omp=4" in lines(tmp_path / "a.log")
     assert re.fullmatch(r"# Accounting: time=\d+ threads=4", lines(tmp_path / "a.log")[-2])
     monkeypatch.setenv("OMP_NUM_THREADS", "7")  # an explicit setting wins
     run_jobs(["echo omp=$OMP_NUM_THREADS"], tmp_path / "b.log", resources={"num_threads": 4})
     assert "omp=7" in lines(tmp_path / "b.log")
+    monkeypatch.setattr(jobs, "usable_cores", lambda: 2)  # ... up to the cores there are
+    run_jobs(["echo omp=$OMP_NUM_THREADS"], tmp_path / "c.log", resources={"num_threads": 4})
+    assert "omp=2" in lines(tmp_path / "c.log")
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threads_times_running_tasks_never_exceed_the_cores(tmp_path, monkeypatch, cores,
+                                                            threads):
+    # Every task records its OMP_NUM_THREADS while it runs: the sum over the
+    # tasks running at any moment must stay <= cores (one task at least runs).
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(jobs, "usable_cores", lambda: cores)
+    running = tmp_path / "running"
+    running.mkdir()
+    cmd = (f"echo $OMP_NUM_THREADS > {running}/JOB; sleep 0.3; "
+           f"ls {running} | wc -l > {tmp_path}/seen.JOB; rm {running}/JOB")
+    run_jobs([cmd], tmp_path / "log.JOB", job_range=(1, 6), resources={"num_threads": threads})
+    used = min(threads, cores)
+    peak = max(int((tmp_path / f"seen.{i}").read_text()) for i in range(1, 7))
+    assert 1 <= peak * used <= max(cores, used)
+    assert peak == min(6, max(1, cores // used))  # the cores are used: no task waits needlessly
+    for i in range(1, 7):
+        assert re.fullmatch(rf"# Accounting: time=\d+ threads={used}",
+                            lines(tmp_path / f"log.{i}")[-2])
 
 
 def test_bad_arguments(tmp_path):

@@ -131,6 +131,19 @@ def test_stages_4_to_13_with_a_killed_and_resumed_training(recipe):
     assert not any("tst-COMMON.en-de" in row for row in rows)
 
 
+def test_training_is_deterministic_killed_and_resumed_or_not(recipe):
+    # Reuses the previous test's experiment (killed after epoch 1, then
+    # resumed): an uninterrupted rerun of stages 11-13 gives the same model,
+    # hypotheses and BLEU.
+    run(recipe, "--stage", "11", "--stop_stage", "13", "--st_tag", "small_again")
+    outputs = {}
+    for tag in ("small", "small_again"):
+        test = next((recipe / "exp" / f"st_{tag}").glob("*/tst-COMMON.en-de"))
+        outputs[tag] = ((test / "text").read_text(),
+                        json.loads((test / "score_bleu" / "result.json").read_text())["bleu"])
+    assert outputs["small"] == outputs["small_again"]
+
+
 def test_mtl_st_with_mt_and_asr_path_decoding(recipe):
     # Reuses the stage 1-10 outputs of the previous test.
     run(recipe, "--stage", "11", "--stop_stage", "13", "--st_config", "conf/train_st_mtl.yaml",

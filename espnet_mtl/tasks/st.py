@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from espnet2.st.espnet_model import ESPnetSTModel
 from espnet2.tasks.st import STTask
@@ -26,6 +27,7 @@ from espnet2.train.class_choices import ClassChoices
 from espnet_mtl import mixed_source, registry
 from espnet_mtl.checkpoints import repair_interrupted_checkpoints
 from espnet_mtl.experiment_guard import check_resumable, own_experiment
+from espnet_mtl.training_curves import draw_training_curves
 
 model_choices = ClassChoices(
     "model",
@@ -76,6 +78,9 @@ class MTLSTTask(STTask):
                 # A run killed while ESPnet saved a checkpoint must still resume.
                 repair_interrupted_checkpoints(args.output_dir)
             super().main(args=args)
+            # The curves once, not after every epoch (training_curves.py says why).
+            if not args.use_matplotlib and Path(args.output_dir, "checkpoint.pth").exists():
+                draw_training_curves(args.output_dir)
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
