@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The embedded demo: a synthetic English->German speech translation corpus
 # (espeak-ng voices, MuST-C layout) through all 13 stages on CPU.
-#   ./run.sh                         # everything, ~20 min on 2 cores
+#   ./run.sh                         # everything, ~8 min on 2 cores
 #   ./run.sh --stage 12 --stop_stage 13
 #   ./run.sh --tgt_lang es           # en-es or en-fr instead
 set -euo pipefail
