@@ -35,8 +35,8 @@ from espnet_mtl.recipes import copy_recipe
 
 BASELINE_CONFIG = "conf/tuning/train_st_demo_10ms_20ep.yaml"
 _STAGE = re.compile(r"^(\S+) \(st\.sh:\d+:main\) (Stages? [\d-]+|Successfully finished)", re.M)
-_EPOCH = re.compile(r"(\d+)epoch results: \[train\] .*?train_time=([\d.]+), time=([\d.]+) seconds, "
-                    r"total_count=(\d+)")
+_EPOCH = re.compile(r"\d+epoch results: \[train\] .*?, time=([\d.]+) seconds, total_count=(\d+)")
+_TRAINING = re.compile(r"Stage 11: ST training -> (\S+)")
 
 
 def cpu_model() -> str:
@@ -59,14 +59,12 @@ def stage_seconds(log_text: str) -> dict[str, float]:
 
 def training_speed(train_log: Path) -> dict:
     """Epochs, median epoch seconds (training part) and steps per second from ESPnet's log."""
-    epochs = [(int(e), float(step), float(t), int(n))
-              for e, step, t, n in _EPOCH.findall(train_log.read_text())]
+    epochs = [(float(seconds), int(steps)) for seconds, steps in _EPOCH.findall(train_log.read_text())]
     if not epochs:
         return {}
-    steps_per_epoch = epochs[0][3]
-    return {"epochs": len(epochs), "steps_per_epoch": steps_per_epoch,
-            "median_epoch_train_s": statistics.median(t for _, _, t, _ in epochs),
-            "steps_per_s": round(steps_per_epoch / statistics.median(t for _, _, t, _ in epochs), 3)}
+    median = statistics.median(seconds for seconds, _ in epochs)
+    return {"epochs": len(epochs), "steps_per_epoch": epochs[0][1],
+            "median_epoch_train_s": median, "steps_per_s": round(epochs[0][1] / median, 3)}
 
 
 def run(recipe: Path, log_name: str, args: list[str]) -> dict:
@@ -76,18 +74,15 @@ def run(recipe: Path, log_name: str, args: list[str]) -> dict:
                             stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - t0
     text = (recipe / log_name).read_text()
-    tag = args[args.index("--st_tag") + 1] if "--st_tag" in args else None
-    exp = sorted(p for p in recipe.glob("exp/st_*") if p.is_dir() and "stats" not in p.name
-                 and (tag is None or p.name == f"st_{tag}"))
-    if tag is None:
-        exp = [p for p in exp if p.name != "st_baseline"]
-    results = sorted(exp[0].glob("*/*/score_bleu/result.json")) if exp else []
+    found = _TRAINING.search(text)  # the experiment directory the driver trained
+    exp = recipe / found.group(1) if found else None
+    results = sorted(exp.glob("*/*/score_bleu/result.json")) if exp else []
     result = json.loads(results[0].read_text()) if results else {}
     return {
         "returncode": rc,
         "wall_seconds": round(wall, 1),
         "stage_seconds": stage_seconds(text),
-        "training": training_speed(exp[0] / "train.log") if exp else {},
+        "training": training_speed(exp / "train.log") if exp else {},
         "bleu": result.get("bleu"), "chrf": result.get("chrf"), "ter": result.get("ter"),
         "bleu_signature": result.get("bleu_signature"),
         "run_log": str(recipe / log_name),

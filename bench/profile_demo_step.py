@@ -27,7 +27,6 @@ import collections
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_demo import cpu_model
 
 
 def stats_dir(recipe: Path, feats_type: str, given: Path | None = None) -> Path:
@@ -225,7 +225,7 @@ def main(argv=None):
         "env": {k: v for k, v in os.environ.items()
                 if k.startswith(("OMP_", "MKL_", "ONEDNN_", "DNNL_", "KMP_", "GLIBC_"))},
         "batch_size": args.batch_size, "steps": n,
-        "cpu": platform.processor() or _cpu_model(), "load_average": os.getloadavg(),
+        "cpu": cpu_model(), "load_average": os.getloadavg(),
         "step_s": statistics.fmean(s[0] for s in steps),
         "forward_s": statistics.fmean(s[1] for s in steps),
         "backward_s": statistics.fmean(s[2] for s in steps),
@@ -240,13 +240,6 @@ def main(argv=None):
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 if __name__ == "__main__":

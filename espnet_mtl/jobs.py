@@ -166,7 +166,7 @@ class LocalBackend(Backend):
         cores = usable_cores()
         self._threads = local_threads(self.resources, cores)
         workers = local_parallel(len(tasks), self._threads, cores, self.max_parallel)
-        self._pool = ThreadPoolExecutor(max_workers=max(workers, 1))
+        self._pool = ThreadPoolExecutor(max_workers=workers)
         self._futures: list[Future] = [self._pool.submit(self._run, t) for t in tasks]
 
     def wait(self) -> list[int]:
