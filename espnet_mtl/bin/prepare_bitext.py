@@ -13,17 +13,13 @@ over-long, badly length-matched and duplicate pairs are dropped and counted
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import time
-from pathlib import Path
 
 from espnet_mtl.cli import run_main
-from espnet_mtl.corpora.bitext import BitextError, ReadStats, iter_bitext
-from espnet_mtl.corpora.writer import check_dir_name, write_mt_data_dir
+from espnet_mtl.corpora import prepare
+from espnet_mtl.corpora.bitext import BitextError, ReadStats
 
 PROG = "prepare_bitext"
-logger = logging.getLogger(PROG)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -50,17 +46,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> ReadStats:
-    name = check_dir_name(args.name)
-    stats = ReadStats()
-    pairs = iter_bitext(args.src, args.tgt, args.src_lang, args.tgt_lang, name,
-                        max_len_ratio=args.max_len_ratio, max_words=args.max_words,
-                        max_chars=args.max_chars, stats=stats)
-    t0 = time.perf_counter()
-    write_mt_data_dir(Path(args.out) / name, pairs, args.src_lang, args.tgt_lang, workers=args.nj)
-    elapsed = time.perf_counter() - t0
-    logger.info("%d lines in %.1f s (%.0f lines/s)", stats.lines, elapsed,
-                stats.lines / elapsed if elapsed else float("inf"))
-    return stats
+    return prepare.bitext_dir(args.src, args.tgt, args.src_lang, args.tgt_lang, args.out,
+                              args.name, nj=args.nj, max_len_ratio=args.max_len_ratio,
+                              max_words=args.max_words, max_chars=args.max_chars)
 
 
 def main(argv: list[str] | None = None) -> int:

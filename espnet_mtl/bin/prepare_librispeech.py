@@ -13,17 +13,14 @@ text.{tc,lc,lc.rm}.<lang> and text (= text.tc.<lang>), plus spk2gender when
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from espnet_mtl.cli import run_main
-from espnet_mtl.corpora.librispeech import (LibriSpeechError, read_librispeech_with_stats,
-                                            read_speaker_genders)
-from espnet_mtl.corpora.writer import check_dir_name, write_asr_data_dir
+from espnet_mtl.corpora import prepare
+from espnet_mtl.corpora.librispeech import LibriSpeechError
 
 PROG = "prepare_librispeech"
-logger = logging.getLogger(PROG)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -45,33 +42,9 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def speaker_genders(root: Path, speakers: set[str]) -> dict[str, str] | None:
-    """spk2gender for `speakers` from SPEAKERS.TXT, or None (absent, or a speaker missing).
-
-    Kaldi's validate_data_dir.sh and `espnet_mtl.datadir` want every speaker in
-    spk2gender, so a list that misses some speakers is not written at all.
-    """
-    path = root / "SPEAKERS.TXT"
-    if not path.is_file():
-        logger.info("%s not found: no spk2gender", path)
-        return None
-    genders = read_speaker_genders(path)
-    missing = sorted(speakers - genders.keys(), key=int)
-    if missing:
-        logger.warning("%s lacks %d of the %d speakers used (e.g. %s): no spk2gender written",
-                       path, len(missing), len(speakers), missing[0])
-        return None
-    return {spk: genders[spk] for spk in speakers}
-
-
 def run(args: argparse.Namespace) -> Path:
-    name = check_dir_name(args.name)
-    utts, stats = read_librispeech_with_stats(args.root, args.subsets, args.missing_audio)
-    if not utts:
-        raise LibriSpeechError(f"no utterance left ({stats.summary()})")
-    spk2gender = speaker_genders(Path(args.root), {u.speaker for u in utts})
-    return write_asr_data_dir(Path(args.out) / name, utts, args.lang, workers=args.nj,
-                              spk2gender=spk2gender)
+    return prepare.librispeech_dir(args.root, args.subsets, args.out, args.name, lang=args.lang,
+                                   missing_audio=args.missing_audio, nj=args.nj)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 
 from espnet_mtl.cli import run_main
-from espnet_mtl.corpora.tedlium3 import (LAYOUTS, SPLITS, TedliumError, read_tedlium3_with_stats,
-                                         speaker_genders)
-from espnet_mtl.corpora.writer import check_dir_name, write_asr_data_dir
+from espnet_mtl.corpora import prepare
+from espnet_mtl.corpora.tedlium3 import LAYOUTS, SPLITS, TedliumError
 
 PROG = "prepare_tedlium3"
 
@@ -43,12 +42,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> Path:
-    name = check_dir_name(args.name or f"tedlium3_{args.split}")
-    utts, stats = read_tedlium3_with_stats(args.root, args.split, args.layout, args.min_duration)
-    if not utts:
-        raise TedliumError(f"no utterance left ({stats.summary()})")
-    return write_asr_data_dir(Path(args.out) / name, utts, args.lang, workers=args.nj,
-                              spk2gender=speaker_genders(utts))
+    return prepare.tedlium3_dir(args.root, args.split, args.out, args.name, layout=args.layout,
+                                lang=args.lang, min_duration=args.min_duration, nj=args.nj)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -248,3 +248,22 @@ def read_speaker_genders(path: str | os.PathLike) -> dict[str, str]:
         first[spk] = lineno
         genders[spk] = sex.lower()
     return genders
+
+
+def speaker_genders(root: str | os.PathLike, speakers: set[str]) -> dict[str, str] | None:
+    """spk2gender for `speakers` from <root>/SPEAKERS.TXT, or None (absent, or a speaker missing).
+
+    Kaldi's validate_data_dir.sh and `espnet_mtl.datadir` want every speaker in
+    spk2gender, so a list that misses some speakers is not written at all.
+    """
+    path = Path(root) / "SPEAKERS.TXT"
+    if not path.is_file():
+        logger.info("%s not found: no spk2gender", path)
+        return None
+    genders = read_speaker_genders(path)
+    missing = sorted(speakers - genders.keys(), key=int)
+    if missing:
+        logger.warning("%s lacks %d of the %d speakers used (e.g. %s): no spk2gender written",
+                       path, len(missing), len(speakers), missing[0])
+        return None
+    return {spk: genders[spk] for spk in speakers}
