@@ -2,22 +2,27 @@
 
 st.sh's `--aux_asr_sets` and `--aux_mt_sets` name the data; the stages use this module:
 
-- stage 1 (`prepare`): each spec is prepared by its corpus CLI into
+- stage 1 (`prepare`): each spec is prepared by its corpus reader and the writer into
   `data/aux_{asr,mt}.<i>`, then all ASR parts are combined into `data/aux_asr`
   and all MT parts into `data/aux_mt`;
 - stage 3 formats `data/aux_asr` like any speech set (not speed-perturbed);
 - stage 4 drops examples whose model-side text is empty after normalisation
   (e.g. a line that was only "(Applause)"): `data_dir filter` for ASR data,
   `filter_text` here for MT data;
-- stage 10 (`shapes`): ESPnet's collect_stats needs speech in every example,
-  so the shape files of the auxiliary sets (speech length, token counts with
-  the recipe's SentencePiece models) are written here, named like the ST
-  shape files so that mixed-source training pairs them with their fold lengths.
+- stage 10 (`write_driver_shapes`): ESPnet's collect_stats needs speech in every
+  example, so the shape files of the auxiliary sets (speech length, token counts
+  with the recipe's SentencePiece models) are written here, named like the ST
+  shape files so that mixed-source training pairs them with their fold lengths;
+- stage 11 (`train_args`): the training options that name those sets and shape
+  files. Which files each kind has and what its shape files are called is one
+  table (`DriverLayout.fields`), read by both stages.
 
 Specs (one word each, space-separated in the st.sh option):
 
-    librispeech:<subset>[,<subset>...]     LibriSpeech under $LIBRISPEECH (English)
-    tedlium3:<split>[:<layout>]            TED-LIUM 3 under $TEDLIUM3 (English); layout
+    librispeech:<subset>[,<subset>...]     LibriSpeech under roots["librispeech"] (English;
+                                           the CLI takes it from $LIBRISPEECH)
+    tedlium3:<split>[:<layout>]            TED-LIUM 3 under roots["tedlium3"] (English; from
+                                           $TEDLIUM3); layout
                                            legacy (default), speaker-adaptation or data
     bitext:<prefix>                        <prefix>.<src_lang> and <prefix>.<tgt_lang>
     dir:<path>                             an already prepared data dir (ASR: wav.scp,
@@ -29,12 +34,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Mapping
 
+from espnet_mtl.corpora import prepare as prepare_corpus
+from espnet_mtl.corpora.bitext import BitextError
+from espnet_mtl.corpora.librispeech import LibriSpeechError
+from espnet_mtl.corpora.tedlium3 import TedliumError
 from espnet_mtl.corpora.writer import write_tables
 from espnet_mtl.datadir import DataDirError, combine_data_dirs, validate_data_dir
-from espnet_mtl.fileio import read_table, write_table
+from espnet_mtl.fileio import TableError, read_table, write_table
+from espnet_mtl.st_stats import count_lines
 from espnet_mtl.text_norm import CASES
 
 log = logging.getLogger(__name__)
@@ -43,6 +54,8 @@ ASR_CORPORA = ("librispeech", "tedlium3", "dir")
 MT_CORPORA = ("bitext", "dir")
 # Corpora whose speech is in one language only.
 CORPUS_LANG = {"librispeech": "en", "tedlium3": "en"}
+# What a corpus's preparation raises for bad input (the CLIs' expected errors).
+CORPUS_ERRORS = (LibriSpeechError, TedliumError, BitextError, DataDirError, TableError, OSError)
 
 
 class AuxDataError(ValueError):
@@ -60,21 +73,35 @@ def _parse_spec(spec: str, kind: str) -> tuple[str, str]:
     return corpus, arg
 
 
-def _root(env: str, corpus: str) -> str:
-    root = os.environ.get(env, "")
+# The corpus root each spec needs, and the db.sh variable that names it.
+ROOT_VARS = {"librispeech": "LIBRISPEECH", "tedlium3": "TEDLIUM3"}
+
+
+def roots_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Corpus roots from the db.sh variables (empty ones left out), for `prepare`'s `roots`."""
+    environ = os.environ if environ is None else environ
+    return {corpus: environ[var] for corpus, var in ROOT_VARS.items() if environ.get(var)}
+
+
+def _root(roots: Mapping[str, str], corpus: str) -> str:
+    root = roots.get(corpus, "")
     if not root:
-        raise AuxDataError(f"{corpus} auxiliary data: {env} is not set; set it in db.sh "
-                           f"(or export it) to the directory the corpus was unpacked in")
+        raise AuxDataError(f"{corpus} auxiliary data: {ROOT_VARS[corpus]} is not set; set it in "
+                           f"db.sh (or export it) to the directory the corpus was unpacked in")
     return root
 
 
-def _run_cli(main: Callable[[list[str]], int], argv: list[str], what: str) -> None:
-    if main(argv) != 0:
-        raise AuxDataError(f"preparing {what} failed (the error is printed above)")
+def _bitext_files(prefix: str, src_lang: str, tgt_lang: str) -> tuple[str, str]:
+    """<prefix>.<src_lang> and <prefix>.<tgt_lang>, or their .gz when one side is only gzipped."""
+    src, tgt = f"{prefix}.{src_lang}", f"{prefix}.{tgt_lang}"
+    for path in (src, tgt):
+        if not Path(path).is_file() and Path(path + ".gz").is_file():
+            return src + ".gz", tgt + ".gz"
+    return src, tgt
 
 
 def _prepare_one(kind: str, spec: str, out: Path, src_lang: str, tgt_lang: str,
-                 nj: int) -> Path:
+                 nj: int, roots: Mapping[str, str]) -> Path:
     """Prepare one spec into `out` (a data dir); returns the dir to combine."""
     corpus, arg = _parse_spec(spec, kind)
     lang = CORPUS_LANG.get(corpus)
@@ -82,29 +109,24 @@ def _prepare_one(kind: str, spec: str, out: Path, src_lang: str, tgt_lang: str,
         raise AuxDataError(f"--aux_{kind}_sets {spec}: {corpus} is {lang} speech, but the "
                            f"source language is {src_lang}; auxiliary ASR data must be "
                            f"in the source language")
-    common = ["--out", str(out.parent), "--name", out.name, "--nj", str(nj)]
     if corpus == "dir":
         if not Path(arg).is_dir():
             raise AuxDataError(f"--aux_{kind}_sets {spec}: no data directory at {arg}")
         return Path(arg)
-    if corpus == "librispeech":
-        from espnet_mtl.bin import prepare_librispeech
-        _run_cli(prepare_librispeech.main, ["--root", _root("LIBRISPEECH", corpus),
-                                            "--subsets", arg, "--lang", src_lang] + common, spec)
-    elif corpus == "tedlium3":
-        from espnet_mtl.bin import prepare_tedlium3
-        split, _, layout = arg.partition(":")
-        _run_cli(prepare_tedlium3.main, ["--root", _root("TEDLIUM3", corpus), "--split", split,
-                                         "--layout", layout or "legacy"] + common, spec)
-    elif corpus == "bitext":
-        from espnet_mtl.bin import prepare_bitext
-        src, tgt = f"{arg}.{src_lang}", f"{arg}.{tgt_lang}"
-        for path in (src, tgt):
-            if not Path(path).is_file() and Path(path + ".gz").is_file():
-                src, tgt = src + ".gz", tgt + ".gz"
-                break
-        _run_cli(prepare_bitext.main, ["--src", src, "--tgt", tgt, "--src_lang", src_lang,
-                                       "--tgt_lang", tgt_lang] + common, spec)
+    try:
+        if corpus == "librispeech":
+            prepare_corpus.librispeech_dir(_root(roots, corpus), arg, out.parent, out.name,
+                                           lang=src_lang, nj=nj)
+        elif corpus == "tedlium3":
+            split, _, layout = arg.partition(":")
+            prepare_corpus.tedlium3_dir(_root(roots, corpus), split, out.parent, out.name,
+                                        layout=layout or "legacy", nj=nj)
+        elif corpus == "bitext":
+            src, tgt = _bitext_files(arg, src_lang, tgt_lang)
+            prepare_corpus.bitext_dir(src, tgt, src_lang, tgt_lang, out.parent, out.name, nj=nj)
+    except CORPUS_ERRORS as e:
+        # The corpus's own message (naming file and line), and which spec it came from.
+        raise AuxDataError(f"preparing {spec} failed: {e}") from e
     return out
 
 
@@ -138,8 +160,12 @@ def _combine_text_dirs(dst: Path, srcs: list[Path], names: list[str]) -> int:
 
 
 def prepare(kind: str, specs: list[str], out: str | os.PathLike, src_lang: str,
-            tgt_lang: str, nj: int = 1) -> Path:
-    """Stage 1: prepare every spec and combine them into `<out>/aux_<kind>`."""
+            tgt_lang: str, nj: int = 1, roots: Mapping[str, str] | None = None) -> Path:
+    """Stage 1: prepare every spec and combine them into `<out>/aux_<kind>`.
+
+    `roots`: corpus name -> the directory it was unpacked in (`librispeech`,
+    `tedlium3`; see `roots_from_env`), needed only by the specs that name them.
+    """
     if kind not in ("asr", "mt"):
         raise AuxDataError(f"kind must be asr or mt, got {kind!r}")
     if not specs:
@@ -147,7 +173,8 @@ def prepare(kind: str, specs: list[str], out: str | os.PathLike, src_lang: str,
     out = Path(out)
     for spec in specs:  # refuse a bad spec before preparing anything
         _parse_spec(spec, kind)
-    parts = [_prepare_one(kind, spec, out / f"aux_{kind}.{i}", src_lang, tgt_lang, nj)
+    parts = [_prepare_one(kind, spec, out / f"aux_{kind}.{i}", src_lang, tgt_lang, nj,
+                          roots or {})
              for i, spec in enumerate(specs, 1)]
     dst = out / f"aux_{kind}"
     if kind == "asr":
@@ -260,3 +287,100 @@ def write_shapes(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         write_table(out_dir / shape_name, {k: f"{n},{vocab}" for k, n in counts.items()})
     log.info("wrote shape files for %d examples of %s -> %s", len(keys or ()), data_dir, out_dir)
     return out_dir
+
+
+def token_model(token_dir: str | os.PathLike) -> tuple[str, int]:
+    """A stage-5 token dir -> (its SentencePiece model, its vocabulary size)."""
+    token_dir = Path(token_dir)
+    tokens = token_dir / "tokens.txt"
+    if not tokens.is_file():
+        raise AuxDataError(f"{tokens}: missing; run stage 5 (token lists) first")
+    return str(token_dir / "bpe.model"), count_lines(tokens)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of an auxiliary set, as ESPnet's data and shape options name it."""
+
+    file: str   # in the set's data dir, e.g. text.lc.rm.en
+    name: str   # ESPnet's data name: speech, src_text or text
+    type: str   # ESPnet's file type: sound, kaldi_ark or text
+    shape: str  # its shape file, named like the ST one: speech_shape, src_text_shape.bpe
+
+
+@dataclass(frozen=True)
+class DriverLayout:
+    """Where st.sh keeps the auxiliary sets after stage 4 and their shape files.
+
+    `<data_feats>/aux_<kind>` holds a set, `<stats_dir>/aux_<kind>` its shape
+    files; the other names are the driver's (`src_text_name` = text.<case>.<lang>,
+    `speech_scp`/`speech_type` = wav.scp/sound or feats.scp/kaldi_ark).
+    """
+
+    data_feats: str
+    stats_dir: str
+    src_text_name: str
+    tgt_text_name: str
+    src_token_type: str = "bpe"
+    tgt_token_type: str = "bpe"
+    speech_scp: str = "wav.scp"
+    speech_type: str = "sound"
+
+    def fields(self, kind: str) -> list[Field]:
+        """ASR data: speech and its transcript; MT data: transcript and translation."""
+        src = Field(self.src_text_name, "src_text", "text", f"src_text_shape.{self.src_token_type}")
+        if kind == "asr":
+            return [Field(self.speech_scp, "speech", self.speech_type, "speech_shape"), src]
+        if kind == "mt":
+            return [src, Field(self.tgt_text_name, "text", "text",
+                               f"text_shape.{self.tgt_token_type}")]
+        raise AuxDataError(f"kind must be asr or mt, got {kind!r}")
+
+    def data_dir(self, kind: str) -> str:
+        return f"{self.data_feats}/aux_{kind}"
+
+    def shape_dir(self, kind: str) -> str:
+        return f"{self.stats_dir}/aux_{kind}"
+
+
+def write_driver_shapes(layout: DriverLayout, kinds: list[str], *, feats_type: str,
+                        n_mels: int, token_dirs: Mapping[str, str | os.PathLike]) -> None:
+    """Stage 10: the shape files of each auxiliary set in `kinds` (see `write_shapes`).
+
+    `token_dirs`: ESPnet text name (`src_text`, `text`) -> its stage-5 token dir.
+    """
+    for kind in kinds:
+        fields = layout.fields(kind)
+        texts = [(f.file, f.shape, *token_model(token_dirs[f.name]))
+                 for f in fields if f.name != "speech"]
+        speech = feats_type if any(f.name == "speech" for f in fields) else None
+        write_shapes(layout.data_dir(kind), layout.shape_dir(kind), texts=texts, speech=speech,
+                     n_mels=n_mels)
+
+
+def train_args(layout: DriverLayout, kinds: list[str], mixing: str = "ratio",
+               ratio: str = "") -> list[str]:
+    """Stage 11: the training options that add the auxiliary sets in `kinds` (asr, mt).
+
+    Per kind its data files and shape files (`--train_<kind>_data_path_and_name_and_type`,
+    `--train_<kind>_shape_file`), then `--mixed_source_mode` and, when given,
+    `--mixed_source_ratio`. Empty `kinds`: no options. A missing shape dir is
+    refused (stage 10 did not write it).
+    """
+    args: list[str] = []
+    for kind in kinds:
+        fields = layout.fields(kind)
+        for f in fields:
+            args += [f"--train_{kind}_data_path_and_name_and_type",
+                     f"{layout.data_dir(kind)}/{f.file},{f.name},{f.type}"]
+        for f in fields:
+            args += [f"--train_{kind}_shape_file", f"{layout.shape_dir(kind)}/{f.shape}"]
+    for kind in kinds:
+        if not Path(layout.shape_dir(kind)).is_dir():
+            raise AuxDataError(f"no {layout.shape_dir(kind)}: rerun stages 1-10 with "
+                               f"--aux_{kind}_sets")
+    if kinds:
+        args += ["--mixed_source_mode", mixing]
+        if ratio:
+            args += ["--mixed_source_ratio", ratio]
+    return args

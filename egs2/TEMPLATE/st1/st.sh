@@ -269,6 +269,10 @@ format_dir() {
 }
 _aux_dump=()  # auxiliary sets after stage 4
 for _kind in ${_aux_kinds}; do _aux_dump+=("${data_feats}/aux_${_kind}"); done
+# How stages 10 and 11 name them (espnet_mtl.aux_data.DriverLayout).
+_aux_layout=(--kinds="${_aux_kinds}" --data_feats="${data_feats}" --stats_dir="${st_stats_dir}"
+    --src_text_name="${src_text_name}" --tgt_text_name="${tgt_text_name}"
+    --src_token_type="${src_token_type}" --tgt_token_type="${tgt_token_type}")
 if "${token_joint}"; then _token_dirs=("${src_bpedir}"); else _token_dirs=("${src_bpedir}" "${tgt_bpedir}"); fi
 
 if run_stage 1; then
@@ -439,15 +443,10 @@ if run_stage 10; then
     ${python} -m espnet_mtl.bin.add_vocab_dim "${st_stats_dir}" "${tgt_token_type}" "text_shape=${tgt_token_list}"
     ${python} -m espnet_mtl.bin.add_vocab_dim "${st_stats_dir}" "${src_token_type}" "src_text_shape=${src_token_list}"
     # Auxiliary sets: shape files named like the ST ones (collect stats needs speech and a translation).
-    if [ -n "${aux_asr_sets}" ]; then
-        ${python} -m espnet_mtl.bin.aux_data shapes "${data_feats}/aux_asr" "${st_stats_dir}/aux_asr" \
-            --speech "${feats_type}" --n_mels "${n_mels}" \
-            --text "${src_text_name}" "src_text_shape.${src_token_type}" "${src_bpedir}"
-    fi
-    if [ -n "${aux_mt_sets}" ]; then
-        ${python} -m espnet_mtl.bin.aux_data shapes "${data_feats}/aux_mt" "${st_stats_dir}/aux_mt" \
-            --text "${src_text_name}" "src_text_shape.${src_token_type}" "${src_bpedir}" \
-            --text "${tgt_text_name}" "text_shape.${tgt_token_type}" "${tgt_bpedir}"
+    if [ -n "${_aux_kinds}" ]; then
+        ${python} -m espnet_mtl.bin.aux_data driver_shapes "${_aux_layout[@]}" \
+            --feats_type "${feats_type}" --n_mels "${n_mels}" \
+            --src_token_dir "${src_bpedir}" --tgt_token_dir "${tgt_bpedir}"
     fi
     stage_end
 fi
@@ -477,25 +476,13 @@ if run_stage 11; then
     elif [ "${ngpu}" -gt 1 ]; then
         _dist_opts=(--multiprocessing_distributed true)
     fi
+    # Auxiliary sets (espnet_mtl.aux_data.train_args): their data and shape files, mixing.
     _aux_opts=()
-    if [ -n "${aux_asr_sets}" ]; then
-        _aux_opts+=(--train_asr_data_path_and_name_and_type "${data_feats}/aux_asr/${_scp},speech,${_type}"
-                    --train_asr_data_path_and_name_and_type "${data_feats}/aux_asr/${src_text_name},src_text,text"
-                    --train_asr_shape_file "${st_stats_dir}/aux_asr/speech_shape"
-                    --train_asr_shape_file "${st_stats_dir}/aux_asr/src_text_shape.${src_token_type}")
-    fi
-    if [ -n "${aux_mt_sets}" ]; then
-        _aux_opts+=(--train_mt_data_path_and_name_and_type "${data_feats}/aux_mt/${src_text_name},src_text,text"
-                    --train_mt_data_path_and_name_and_type "${data_feats}/aux_mt/${tgt_text_name},text,text"
-                    --train_mt_shape_file "${st_stats_dir}/aux_mt/src_text_shape.${src_token_type}"
-                    --train_mt_shape_file "${st_stats_dir}/aux_mt/text_shape.${tgt_token_type}")
-    fi
     if [ -n "${_aux_kinds}" ]; then
-        for _kind in ${_aux_kinds}; do
-            [ -d "${st_stats_dir}/aux_${_kind}" ] || { log "Error: no ${st_stats_dir}/aux_${_kind}: rerun stages 1-10 with --aux_${_kind}_sets"; exit 1; }
-        done
-        _aux_opts+=(--mixed_source_mode "${aux_mixing}")
-        [ -n "${aux_ratio}" ] && _aux_opts+=(--mixed_source_ratio "${aux_ratio}")
+        _aux_out=$(${python} -m espnet_mtl.bin.aux_data train_args "${_aux_layout[@]}" \
+            --speech_scp "${_scp}" --speech_type "${_type}" --mixing "${aux_mixing}" \
+            --ratio="${aux_ratio}") || exit 1
+        mapfile -t _aux_opts <<< "${_aux_out}"
     fi
     # On CPU, training gets every core of the machine it runs on.
     _threads=1
