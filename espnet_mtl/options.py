@@ -13,6 +13,11 @@ print. Rules (as Kaldi's parse_options.sh):
 - `--help` prints the usage and every option with its default.
 The remaining positional arguments are returned too.
 
+The driver's derived names (the experiment dir `st_exp` and its tag, the
+stats dir, the decoding tag) are made here too (`st_names`, CLI
+`python -m espnet_mtl.bin.st_names`), so that st.sh and the tools that find
+its outputs (the sweep) share one rule.
+
 Beyond Kaldi, the driver declares a rule per numeric or enumerated option
 (`RULE_FORMS`), checked on the final values, so that `--nj 0`, `--stage abc`
 or `--feats_type fbnak` stop before any stage runs instead of failing (or
@@ -24,6 +29,7 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+from typing import Mapping
 
 from espnet_mtl.fileio import TableError, read_lines
 
@@ -201,4 +207,81 @@ def main(argv: list[str] | None = None) -> int:
         if value != defaults[name]:
             print(f"{name}={shlex.quote(value)}")
     print("set -- " + " ".join(shlex.quote(p) for p in positional))
+    return 0
+
+
+# ------------------------------------------------------------------ derived names
+
+def st_exp_dir(expdir: str, st_tag: str) -> str:
+    """The experiment dir of stages 11-13 for `--st_tag` (ESPnet's `<expdir>/st_<tag>`)."""
+    return f"{expdir}/st_{st_tag}"
+
+
+def _tag_of_args(args: str, drop: str) -> str:
+    """ESPnet's `echo "$args" | sed -e 's/--/_/g' -e 's/[<drop>]//g'`."""
+    return re.sub(f"[{re.escape(drop)}]", "", args.replace("--", "_"))
+
+
+def _stem(path: str, suffix: str) -> str:
+    """`basename path suffix`."""
+    name = path.rstrip("/").rsplit("/", 1)[-1] or ("/" if path else "")
+    return name[:-len(suffix)] if name.endswith(suffix) and name != suffix else name
+
+
+NAME_INPUTS = ("expdir", "st_tag", "st_exp", "st_stats_dir", "st_config", "st_args",
+               "feats_type", "src_lang", "tgt_lang", "tgt_token_type", "tgt_case", "tgt_nbpe",
+               "speed_perturb_factors", "inference_tag", "inference_config", "inference_args",
+               "inference_st_model")
+
+
+def st_names(values: Mapping[str, str]) -> dict[str, str]:
+    """st.sh's derived names from its option values (names in `NAME_INPUTS`; absent = "").
+
+    Returns `st_tag`, `st_exp`, `st_stats_dir` and `inference_tag`; one given
+    as an option is kept as given. ESPnet's conventions: the vocabulary size
+    and speed perturbation are part of the experiment (and stats) name, so
+    changing them starts a new experiment instead of resuming another one.
+    """
+    v = {name: values.get(name, "") for name in NAME_INPUTS}
+    st_tag = v["st_tag"]
+    if not st_tag:
+        st_tag = (f"{_stem(v['st_config'], '.yaml')}_{v['feats_type']}" if v["st_config"]
+                  else f"train_{v['feats_type']}")
+        st_tag += f"_{v['src_lang']}_{v['tgt_lang']}_{v['tgt_token_type']}_{v['tgt_case']}{v['tgt_nbpe']}"
+        if v["st_args"]:
+            st_tag += _tag_of_args(v["st_args"], " |=/")
+        if v["speed_perturb_factors"]:
+            st_tag += "_sp"
+    st_stats_dir = v["st_stats_dir"]
+    if not st_stats_dir:
+        st_stats_dir = (f"{v['expdir']}/st_stats_{v['feats_type']}_{v['src_lang']}_{v['tgt_lang']}"
+                        f"_{v['tgt_token_type']}{v['tgt_nbpe']}")
+        if v["speed_perturb_factors"]:
+            st_stats_dir += "_sp"
+    inference_tag = v["inference_tag"]
+    if not inference_tag:
+        inference_tag = (_stem(v["inference_config"], ".yaml") if v["inference_config"]
+                         else "inference")
+        if v["inference_args"]:
+            inference_tag += _tag_of_args(v["inference_args"], " |=")
+        model = re.sub(r"\.[^.]*$", "", v["inference_st_model"].replace("/", "_"))
+        inference_tag += f"_st_model_{model}"
+    return {"st_tag": st_tag, "st_exp": v["st_exp"] or st_exp_dir(v["expdir"], st_tag),
+            "st_stats_dir": st_stats_dir, "inference_tag": inference_tag}
+
+
+def names_main(argv: list[str] | None = None) -> int:
+    """CLI: `st_names NAME VALUE ...` (names from `NAME_INPUTS`) -> shell assignments for eval."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) % 2:
+        print("st_names: NAME VALUE pairs expected", file=sys.stderr)
+        return 2
+    values = dict(zip(argv[0::2], argv[1::2]))
+    unknown = sorted(set(values) - set(NAME_INPUTS))
+    if unknown:
+        print(f"st_names: unknown name(s) {', '.join(unknown)}; known: {' '.join(NAME_INPUTS)}",
+              file=sys.stderr)
+        return 2
+    for name, value in st_names(values).items():
+        print(f"{name}={shlex.quote(value)}")
     return 0

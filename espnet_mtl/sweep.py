@@ -13,7 +13,8 @@ Layout of `<recipe>/<expdir>/sweep_<name>/`:
     configs/<tag>.yaml    the base config with the point's model_conf keys overridden
     logs/stats.log        stage 10; logs/point.<i>.log one per point
     results.tsv, RESULTS.md, horizon.png
-Each point trains into `<expdir>/st_sweep_<name>_<tag>/`.
+Each point trains with `--st_tag sweep_<name>_<tag>`, so into the driver's
+experiment dir for that tag (`options.st_exp_dir`: `<expdir>/st_sweep_<name>_<tag>/`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from espnet_mtl.jobs import run_jobs
+from espnet_mtl.options import st_exp_dir
 
 
 class SweepError(ValueError):
@@ -211,8 +213,14 @@ def sweep_dir_of(recipe: str | Path, name: str, expdir: str = "exp") -> Path:
     return Path(recipe).resolve() / expdir / f"sweep_{name}"
 
 
+def point_st_tag(name: str, tag: str) -> str:
+    """The `--st_tag` a point of sweep `name` trains under."""
+    return f"sweep_{name}_{tag}"
+
+
 def st_exp_of(recipe: Path, expdir: str, name: str, tag: str) -> Path:
-    return Path(recipe) / expdir / f"st_sweep_{name}_{tag}"
+    """The point's experiment dir, by the driver's own rule (`options.st_exp_dir`)."""
+    return Path(recipe) / st_exp_dir(expdir, point_st_tag(name, tag))
 
 
 def find_results(st_exp: Path) -> dict[str, Path]:
@@ -241,7 +249,7 @@ def run_point(sweep_dir: str | Path, index: int) -> int:
         return 0
     config = os.path.relpath(sweep_dir / "configs" / f"{point.tag}.yaml", info["recipe"])
     cmd = ["./run.sh", *info["run_args"], "--stage", "11", "--stop_stage", "13",
-           "--st_config", config, "--st_tag", f"sweep_{info['name']}_{point.tag}"]
+           "--st_config", config, "--st_tag", point_st_tag(info["name"], point.tag)]
     print(f"sweep: point {index} ({point.tag}): {shlex.join(cmd)}", flush=True)
     return subprocess.call(cmd, cwd=info["recipe"])
 

@@ -186,24 +186,17 @@ else
 fi
 src_token_list=${src_bpedir}/tokens.txt
 tgt_token_list=${tgt_bpedir}/tokens.txt
-if [ -z "${st_tag}" ]; then
-    if [ -n "${st_config}" ]; then st_tag="$(basename "${st_config}" .yaml)_${feats_type}"; else st_tag="train_${feats_type}"; fi
-    # ESPnet's names: the vocabulary size and speed perturbation are part of
-    # the experiment, so changing them starts a new one instead of resuming.
-    st_tag+="_${src_lang}_${tgt_lang}_${tgt_token_type}_${tgt_case}${tgt_nbpe}"
-    [ -n "${st_args}" ] && st_tag+="$(echo "${st_args}" | sed -e 's/--/_/g' -e 's/[ |=/]//g')"
-    [ -n "${speed_perturb_factors}" ] && st_tag+="_sp"
-fi
-[ -z "${st_exp}" ] && st_exp=${expdir}/st_${st_tag}
-if [ -z "${st_stats_dir}" ]; then
-    st_stats_dir=${expdir}/st_stats_${feats_type}_${src_lang}_${tgt_lang}_${tgt_token_type}${tgt_nbpe}
-    [ -n "${speed_perturb_factors}" ] && st_stats_dir+="_sp"
-fi
-if [ -z "${inference_tag}" ]; then
-    if [ -n "${inference_config}" ]; then inference_tag="$(basename "${inference_config}" .yaml)"; else inference_tag=inference; fi
-    [ -n "${inference_args}" ] && inference_tag+="$(echo "${inference_args}" | sed -e 's/--/_/g' -e 's/[ |=]//g')"
-    inference_tag+="_st_model_$(echo "${inference_st_model}" | sed -e 's/\//_/g' -e 's/\.[^.]*$//g')"
-fi
+# st_tag, st_exp, st_stats_dir and inference_tag (the ones not given as options), by
+# ESPnet's rule: espnet_mtl.options.st_names, which the tools that find a run's outputs
+# (the sweep) call too.
+_names=()
+for _name in expdir st_tag st_exp st_stats_dir st_config st_args feats_type src_lang tgt_lang \
+        tgt_token_type tgt_case tgt_nbpe speed_perturb_factors inference_tag inference_config \
+        inference_args inference_st_model; do
+    _names+=("${_name}" "${!_name}")
+done
+_assign=$(${python} -m espnet_mtl.bin.st_names "${_names[@]}") || exit 1
+eval "${_assign}"
 if [ -n "${speed_perturb_factors}" ]; then _train_set=${train_set}_sp; else _train_set=${train_set}; fi
 _aux_kinds=
 [ -n "${aux_asr_sets}" ] && _aux_kinds+=" asr"
