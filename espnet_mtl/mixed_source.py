@@ -8,7 +8,7 @@ parts and add two small ones around them:
   an empty placeholder (length 0). After ESPnet's `CommonCollateFn`, a length
   of 0 marks "this example has no such field": MT-only examples have
   `speech_lengths == 0`, ASR-only examples `text_lengths == 0`. The model
-  (`mtl_st`) computes each loss on the examples that have its fields.
+  computes each objective on the examples that have its fields.
 * `MixedSourceSampler` (an ESPnet `AbsSampler`) combines one ESPnet batch
   sampler per source, built by `build_batch_sampler` from the source's own
   shape files, into the batches of an epoch:
@@ -53,12 +53,10 @@ from espnet2.train.dataset import AbsDataset, ESPnetDataset
 from espnet2.utils.types import str2triple_str, str_or_none
 
 PRIMARY = "st"
-#: auxiliary source -> (fields it must provide, what it lacks, the loss weights that use it)
+#: auxiliary source -> (fields it must provide, what it lacks)
 AUX_SOURCES = {
-    "mt": (("src_text", "text"), "speech",
-           ("mt_weight",)),
-    "asr": (("speech", "src_text"), "text",
-            ("asr_ctc_weight", "asr_att_weight")),
+    "mt": (("src_text", "text"), "speech"),
+    "asr": (("speech", "src_text"), "text"),
 }
 MODES = ("ratio", "round_robin")
 
@@ -69,7 +67,7 @@ class MixedSourceError(ValueError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Mixed-source training data (espnet_mtl)")
-    for source, (fields, lacks, _) in AUX_SOURCES.items():
+    for source, (fields, lacks) in AUX_SOURCES.items():
         group.add_argument(
             f"--train_{source}_data_path_and_name_and_type", type=str2triple_str,
             action="append", default=[],
@@ -116,23 +114,31 @@ def parse_ratio(spec: Optional[str], sources: Sequence[str]) -> Dict[str, int]:
     return ratio
 
 
-def check_model_uses_sources(args: argparse.Namespace, sources: Sequence[str]) -> None:
-    """Each auxiliary source must feed a loss of the configured model."""
-    model = getattr(args, "model", None) or "espnet"
-    if model != "mtl_st":
+def check_model_uses_sources(args: argparse.Namespace, sources: Sequence[str],
+                             model_class=None) -> None:
+    """Each auxiliary source must feed an objective of the configured model.
+
+    The model class answers (`consumes(fields, model_conf)`); `model_class`
+    defaults to the registered class of `args.model`.
+    """
+    from espnet_mtl import registry
+
+    name = getattr(args, "model", None) or "espnet"
+    if model_class is None and name in registry.MODELS:
+        model_class = registry.get("model", name)
+    if not hasattr(model_class, "consumes"):
         raise MixedSourceError(
             f"mixed-source training data (--train_{sources[0]}_data_path_and_name_and_type) "
-            f"needs --model mtl_st (got '{model}')")
-    from espnet_mtl.models.mtl_st import MTLSTModel
-
-    conf = {**MTLSTModel.model_conf_defaults(), **(getattr(args, "model_conf", None) or {})}
+            f"needs --model {' or '.join(registry.MODELS)} (got '{name}')")
+    conf = getattr(args, "model_conf", None) or {}
     for source in sources:
-        weights = AUX_SOURCES[source][2]
-        if not any(float(conf[w]) > 0 for w in weights):
+        fields = AUX_SOURCES[source][0]
+        if not model_class.consumes(fields, conf):
+            readers = model_class.consumes(fields, None, every=True)
             raise MixedSourceError(
-                f"{source.upper()}-only data is given but no loss can use it: set "
-                f"model_conf {' or '.join(weights)} > 0, or drop "
-                f"--train_{source}_data_path_and_name_and_type")
+                f"{source.upper()}-only data is given but no loss can use it: turn on an "
+                f"objective that reads it ({', '.join(readers)}: model_conf.objectives), "
+                f"or drop --train_{source}_data_path_and_name_and_type")
 
 
 class MixedSourceDataset(AbsDataset):
@@ -327,7 +333,7 @@ def build_iter_factory(task, args: argparse.Namespace, iter_options, mode: str):
     source_batches = {PRIMARY: batches_of(iter_options.shape_files, args.fold_length, PRIMARY)}
     aux_datasets = {}
     for source in sources:
-        fields, _, _ = AUX_SOURCES[source]
+        fields, _ = AUX_SOURCES[source]
         triples = getattr(args, f"train_{source}_data_path_and_name_and_type")
         names = [name for _, name, _ in triples]
         if sorted(names) != sorted(fields):

@@ -1,26 +1,67 @@
-"""One place that adds our classes to ESPnet's ClassChoices slots.
+"""The tables of our choices, one per slot: model, adapter, objective, strategy.
 
-Called when `espnet_mtl.tasks.st` is imported. Idempotent, so every process
-(including DDP workers started with spawn, which re-import the task module)
-can call it. Later issues add their models, encoders and frontends here.
+Each table maps a config name to "module:Class"; classes are imported only
+when used, so reading a table (e.g. to list the choices in an error) is
+cheap. A new method adds its lines here and its own files; nothing else
+names it.
+
+`register_all` adds our models to ESPnet's `--model` ClassChoices. It is
+called when `espnet_mtl.tasks.st` is imported and is idempotent, so every
+process (including DDP workers started with spawn, which re-import the task
+module) can call it.
 """
 
 from __future__ import annotations
 
-# name -> "module:Class" for `--model` choices of our task.
-MODEL_CLASSES: dict[str, str] = {
+import importlib
+
+#: `--model`: what the task builds (ESPnet's own ESPnetSTModel is `espnet`).
+MODELS: dict[str, str] = {
     "mtl_st": "espnet_mtl.models.mtl_st:MTLSTModel",
 }
 
+#: `model_conf.adapter`: the join between acoustic and textual encoder.
+ADAPTERS: dict[str, str] = {
+    "linear": "espnet_mtl.modules.adapters:LinearAdapter",
+}
 
-def _load(path: str):
-    import importlib
+#: `model_conf.objectives`: named, weighted loss terms over a model's pass outputs.
+OBJECTIVES: dict[str, str] = {  # (the order in which the weighted sum adds them)
+    "st_ce": "espnet_mtl.objectives.cross_entropy:STCrossEntropy",
+    "asr_ctc": "espnet_mtl.objectives.ctc:ASRCTC",
+    "asr_att": "espnet_mtl.objectives.cross_entropy:ASRCrossEntropy",
+    "mt_ce": "espnet_mtl.objectives.cross_entropy:MTCrossEntropy",
+    "st_ctc": "espnet_mtl.objectives.ctc:STCTC",
+    "consistency": "espnet_mtl.objectives.consistency:Consistency",
+    "rdrop": "espnet_mtl.objectives.rdrop:RDrop",
+}
 
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+#: `--strategy`: how the trainer turns per-objective losses into one update.
+STRATEGIES: dict[str, str] = {
+    "static": "espnet_mtl.training.strategies.static:StaticWeights",
+    "weight_schedule": "espnet_mtl.training.strategies.weight_schedule:WeightSchedule",
+    "gradient_sum": "espnet_mtl.training.strategies.gradient_sum:GradientSum",
+}
+
+SLOTS = {"model": MODELS, "adapter": ADAPTERS, "objective": OBJECTIVES,
+         "strategy": STRATEGIES}
+
+
+class UnknownChoice(ValueError):
+    """A config names a choice that no table holds."""
+
+
+def get(slot: str, name: str, key: str | None = None):
+    """The class registered as `name` in `slot`; `key` names the config key in errors."""
+    table = SLOTS[slot]
+    if name not in table:
+        raise UnknownChoice(
+            f"{key or slot}: unknown {slot} '{name}'; choices: {', '.join(sorted(table))}")
+    module, _, cls = table[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def register_all(model_choices) -> None:
-    for name, path in MODEL_CLASSES.items():
+    for name in MODELS:
         if name not in model_choices.classes:
-            model_choices.classes[name] = _load(path)
+            model_choices.classes[name] = get("model", name)

@@ -1,0 +1,1 @@
+"""Reusable network blocks with no loss: textual encoder, adapters, ..."""
