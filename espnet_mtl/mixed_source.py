@@ -141,6 +141,27 @@ def check_model_uses_sources(args: argparse.Namespace, sources: Sequence[str],
                 f"or drop --train_{source}_data_path_and_name_and_type")
 
 
+def source_fields(args: argparse.Namespace) -> Dict[str, Tuple[str, ...]]:
+    """Training source -> the fields its examples carry (the ST data: its data names)."""
+    primary = tuple(name for _, name, _ in (args.train_data_path_and_name_and_type or []))
+    return {PRIMARY: primary, **{s: AUX_SOURCES[s][0] for s in configured_sources(args)}}
+
+
+def check_objectives_fed(args: argparse.Namespace, model_class) -> None:
+    """Every objective on must have a training source whose examples carry its fields."""
+    if not hasattr(model_class, "objectives_on"):
+        return
+    sources = source_fields(args)
+    for name, fields in model_class.objectives_on(args.model_conf).items():
+        if not any(set(fields) <= set(have) for have in sources.values()):
+            given = "; ".join(f"{s}: {', '.join(f) or 'nothing'}" for s, f in sources.items())
+            raise MixedSourceError(
+                f"model_conf objective '{name}' reads {', '.join(fields)}, but no training "
+                f"source provides them ({given}); add the missing field to the training data "
+                f"(e.g. --train_data_path_and_name_and_type <dir>/text.<src>,src_text,text) "
+                f"or turn the objective off")
+
+
 class MixedSourceDataset(AbsDataset):
     """The primary ST dataset plus auxiliary ones; missing fields -> empty arrays."""
 

@@ -64,12 +64,20 @@ from espnet_mtl.modules.textual_encoder import (  # noqa: F401 (re-exported)
     TextualEncoder,
     merge_textual_conf,
 )
-from espnet_mtl.objectives import ObjectiveContext, PassOutput
+from espnet_mtl.objectives import ObjectiveContext, ObjectiveError, PassOutput
 
 #: pass -> the batch fields its rows must carry
 PASS_FIELDS = {"speech": ("speech",), "st": ("speech", "text"),
                "asr": ("speech", "src_text"), "asr_att": ("speech", "src_text"),
                "mt": ("src_text", "text")}
+#: pass -> the fields it computes (what objectives may read as "pass.field")
+PASS_PROVIDES = {
+    "speech": ("hidden", "lens"),
+    "st": ("logits", "target", "mask", "tokens", "token_lens", "hidden", "hidden_lens"),
+    "asr": ("hidden", "hidden_lens", "tokens", "token_lens", "target_in", "target"),
+    "asr_att": ("logits", "target"),
+    "mt": ("logits", "target", "mask", "hidden", "hidden_lens"),
+}
 #: pass -> the passes it builds on
 PASS_INPUTS = {"st": ("speech",), "asr": ("speech",), "asr_att": ("asr",)}
 
@@ -86,6 +94,17 @@ def _take(x: Optional[torch.Tensor], idx: Optional[torch.Tensor]):
 def _both_copies(idx: Optional[torch.Tensor], n: int) -> Optional[torch.Tensor]:
     """Row indices of a sub-batch selected in both halves of a doubled batch."""
     return None if idx is None else torch.cat([idx, idx + n])
+
+
+def _check_needs(active) -> None:
+    for name, objective in active.items():
+        for need in objective.needs:
+            pass_name, _, field = need.partition(".")
+            if field not in PASS_PROVIDES.get(pass_name, ()):
+                computed = ", ".join(f"{p}.{f}" for p, fs in PASS_PROVIDES.items() for f in fs)
+                raise ObjectiveError(
+                    f"model_conf.objectives.{name} needs '{need}', which model mtl_st does "
+                    f"not compute; it computes {computed}")
 
 
 def _passes_of(active) -> set:
@@ -168,6 +187,7 @@ class MTLSTModel(AbsESPnetModel):
         self.objectives = objective_table.build(self._listed, ObjectiveContext(
             ignore_id=ignore_id, vocab_size=vocab_size, src_vocab_size=src_vocab_size,
             lsm_weight=lsm_weight, length_normalized=self.length_normalized_loss))
+        _check_needs(self.objectives)
         self.passes = _passes_of(self.objectives)
         self.speech_copies = max([o.speech_copies for o in self.objectives.values()] or [1])
         needs_src = any("src_text" in PASS_FIELDS[p] for p in self.passes)

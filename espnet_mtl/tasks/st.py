@@ -27,6 +27,9 @@ from espnet2.train.class_choices import ClassChoices
 from espnet_mtl import mixed_source, registry
 from espnet_mtl.checkpoints import repair_interrupted_checkpoints
 from espnet_mtl.experiment_guard import check_resumable, own_experiment
+from espnet_mtl.training.probes import grad_conflict
+from espnet_mtl.training.strategies import build_strategy
+from espnet_mtl.training.trainer import MTLTrainer
 from espnet_mtl.training_curves import draw_training_curves
 
 model_choices = ClassChoices(
@@ -41,6 +44,7 @@ class MTLSTTask(STTask):
     """STTask with a model choice; everything else is inherited from ESPnet."""
 
     class_choices_list = STTask.class_choices_list + [model_choices]
+    trainer = MTLTrainer
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
@@ -72,6 +76,8 @@ class MTLSTTask(STTask):
         if args.collect_stats or not args.output_dir or not first_process:
             super().main(args=args)
             return
+        if not args.dry_run:
+            mixed_source.check_objectives_fed(args, model_choices.get_class(args.model or "espnet"))
         with own_experiment(args.output_dir):
             if args.resume:
                 check_resumable(args, args.output_dir)
@@ -81,6 +87,9 @@ class MTLSTTask(STTask):
             # The curves once, not after every epoch (training_curves.py says why).
             if not args.use_matplotlib and Path(args.output_dir, "checkpoint.pth").exists():
                 draw_training_curves(args.output_dir)
+            probe_csv = Path(args.output_dir, grad_conflict.CSV_NAME)
+            if probe_csv.exists():
+                grad_conflict.plot(probe_csv, Path(args.output_dir, "images"))
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
@@ -88,7 +97,13 @@ class MTLSTTask(STTask):
         if name == "espnet":
             return super().build_model(args)
         model_class = model_choices.get_class(name)
-        return model_class.build_from_task_args(args, cls)
+        model = model_class.build_from_task_args(args, cls)
+        # The strategy's state (weights that change in training) is checkpointed with
+        # the model: it rides along as a submodule the model's forward never uses.
+        weights = {n: w for n, w in model.objective_weights.items() if n in model.objectives}
+        model.strategy = build_strategy(getattr(args, "strategy", "static"),
+                                        getattr(args, "strategy_conf", None), weights)
+        return model
 
 
 registry.register_all(model_choices)

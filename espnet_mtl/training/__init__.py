@@ -1,0 +1,1 @@
+"""Training: ESPnet Trainer subclass, strategies (per-objective losses -> one update), probes."""

@@ -1,0 +1,1 @@
+"""Training probes: measurements taken on live training batches (gradient conflict)."""

@@ -1,0 +1,113 @@
+"""The composable core's model side: the objective table, declared fields, block hooks, adapters."""
+
+import pytest
+import torch
+
+from espnet_mtl import registry
+from espnet_mtl.models.mtl_st import PASS_PROVIDES, MTLSTModel
+from espnet_mtl.objectives import ObjectiveError, resolve
+from espnet_mtl.objectives.base import Objective
+
+from test_mtl_st_model import ALL_ON, ALL_OFF, _batch, _build
+
+SEED001 = {"st_ce", "asr_ctc", "asr_att", "mt_ce", "st_ctc", "consistency", "rdrop"}
+
+
+def test_one_table_with_declared_fields():
+    assert set(registry.OBJECTIVES) >= SEED001
+    every = MTLSTModel.objectives_on(None, every=True)
+    assert set(every) == set(registry.OBJECTIVES)
+    for name in registry.OBJECTIVES:
+        cls = registry.get("objective", name)
+        assert cls.stat.startswith("loss_"), name
+    # the stats keys are one per objective
+    stats = [registry.get("objective", n).stat for n in registry.OBJECTIVES]
+    assert len(stats) == len(set(stats))
+    # the batch fields each objective's examples need
+    assert every["mt_ce"] == ("src_text", "text")
+    assert every["asr_ctc"] == ("speech", "src_text")
+    assert every["st_ce"] == ("speech", "text")
+    assert MTLSTModel.consumes(("src_text", "text"), {"mt_weight": 0.3}) == ["mt_ce"]
+    assert MTLSTModel.consumes(("src_text", "text"), {}) == []
+
+
+def test_a_field_no_pass_computes_is_an_error(tmp_path, monkeypatch):
+    class NeedsAttention(Objective):
+        stat = "loss_att_map"
+        needs = ("st.attention",)
+
+    import sys
+    sys.modules[__name__].NeedsAttention = NeedsAttention
+    monkeypatch.setitem(registry.OBJECTIVES, "att_map", f"{__name__}:NeedsAttention")
+    with pytest.raises(ObjectiveError, match="needs 'st.attention', which model mtl_st does not"):
+        _build(tmp_path, monkeypatch, {"objectives": {"st_ce": 1.0, "att_map": 0.5}})
+    assert "st.logits" in ", ".join(f"{p}.{f}" for p, fs in PASS_PROVIDES.items() for f in fs)
+
+
+def test_bad_objective_configs_name_the_key(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"model_conf.objectives.ctc_asr: unknown objective "
+                                         r"'ctc_asr'; choices: asr_att, asr_ctc"):
+        _build(tmp_path, monkeypatch, {"objectives": {"st_ce": 1.0, "ctc_asr": 0.3}})
+    with pytest.raises(ObjectiveError, match="either under 'objectives' or with the flat keys"):
+        resolve({"st_ce": 1.0}, {"mt_weight": 0.3})
+    with pytest.raises(ObjectiveError, match="mt_weight must be >= 0"):
+        resolve(None, {"mt_weight": -1.0})
+    with pytest.raises(ObjectiveError, match="consistency: .*unexpected keyword argument 'kinds'"):
+        _build(tmp_path, monkeypatch, {"objectives": {
+            "st_ce": 1.0, "mt_ce": 0.3, "consistency": {"weight": 1.0, "kinds": "x"}}})
+    with pytest.raises(ValueError, match="model_conf.adapter: unknown adapter 'conv'"):
+        _build(tmp_path, monkeypatch, {**ALL_OFF, "adapter": "conv"})
+
+
+def test_objectives_table_form_equals_the_flat_keys(tmp_path, monkeypatch):
+    flat = {**ALL_ON, "rdrop_weight": 0.0}
+    table = {"lsm_weight": 0.1, "objectives": {
+        "st_ce": 1.0, "asr_ctc": 0.3, "asr_att": 0.2, "mt_ce": 0.5, "st_ctc": 0.3,
+        "consistency": {"weight": 1.0, "kind": "softmax_kl", "direction": "mt_to_st"}}}
+    a = _build(tmp_path, monkeypatch, flat)
+    b = _build(tmp_path, monkeypatch, table)
+    b.load_state_dict(a.state_dict())
+    a.eval(), b.eval()
+    with torch.no_grad():
+        _, sa, _ = a(**_batch())
+        _, sb, _ = b(**_batch())
+    for key in ("loss", "loss_st", "loss_mt", "loss_cr", "loss_asr_ctc", "loss_st_ctc"):
+        assert torch.equal(sa[key], sb[key]), key
+    assert "loss_rd" in sa and "loss_rd" not in sb  # listed at 0 vs not listed
+
+
+def test_hooks_fire_once_per_block_in_order(tmp_path, monkeypatch):
+    model = _build(tmp_path, monkeypatch, ALL_OFF, textual={"num_blocks": 2})
+    model.eval()
+    batch = _batch()
+    with torch.no_grad():
+        plain, _ = model.encode(batch["speech"], batch["speech_lengths"])
+    calls = []
+
+    def before(i, xs, mask):
+        calls.append(("before", i))
+        assert mask.shape == (xs.shape[0], 1, xs.shape[1]) and mask.dtype == torch.bool
+        return xs
+
+    def after(i, xs, mask):
+        calls.append(("after", i))
+        return xs
+
+    model.textual_encoder.add_block_hook(before=before, after=after)
+    with torch.no_grad():
+        hooked, _ = model.encode(batch["speech"], batch["speech_lengths"])
+    assert calls == [("before", 0), ("after", 0), ("before", 1), ("after", 1)]
+    assert torch.equal(hooked, plain)  # identity hooks change nothing
+    model.textual_encoder.add_block_hook(after=lambda i, xs, mask: xs * 0 if i == 1 else xs)
+    with torch.no_grad():
+        zeroed, _ = model.encode(batch["speech"], batch["speech_lengths"])
+    assert not torch.allclose(zeroed, plain)  # a hook's output is what the next step sees
+
+
+def test_checkpoints_from_before_the_adapter_load(tmp_path, monkeypatch):
+    model = _build(tmp_path, monkeypatch, ALL_OFF)
+    assert model.encoder_proj is model.adapter.proj is not None  # 16 -> 12
+    old = {k.replace("adapter.proj.", "encoder_proj."): v for k, v in model.state_dict().items()}
+    fresh = _build(tmp_path, monkeypatch, ALL_OFF, seed=5)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.adapter.proj.weight, model.adapter.proj.weight)
