@@ -214,3 +214,23 @@ def test_objective_without_a_source_is_refused_at_start(mixed_data, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode != 0
     assert "objective 'asr_ctc' reads speech, src_text, but no training source" in r.stderr
+
+
+def test_probe_cli_on_a_trained_checkpoint(mixed_data, tmp_path):
+    d, sets = mixed_data
+    out = tmp_path / "exp"
+    r = subprocess.run(_train_cmd(d, sets, out, mt=False, asr=False),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cmd = [sys.executable, "-m", "espnet_mtl.bin.grad_probe", "--config",
+           str(out / "config.yaml"), "--model_file", str(out / "1epoch.pth"), "--batches", "2",
+           "--batch_size", "3"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = grad_conflict.read_rows(out / "grad_probe" / grad_conflict.CSV_NAME)
+    assert {r["step"] for r in rows} == {1, 2}
+    assert {r["objective"] for r in rows} == {"asr_ctc", "mt_ce", "consistency"}
+    assert (out / "grad_probe" / "grad_conflict_layers.png").exists()
+    r = subprocess.run(cmd[:-4] + ["--model_file", str(out / "missing.pth")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "missing.pth does not exist" in r.stderr

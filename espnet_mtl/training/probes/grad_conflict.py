@@ -180,3 +180,41 @@ def plot(csv_path, out_dir=None) -> List[Path]:
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
     return paths
+
+
+def probe_checkpoint(config, model_file, data_path_and_name_and_type, out_dir,
+                     batches: int = 10, batch_size: int = 8, seed: int = 0,
+                     main: str = "st_ce") -> Path:
+    """The probe on a trained model over `batches` batches of a data set; returns the CSV.
+
+    The model runs in train mode (dropout and SpecAugment on, seeded): the
+    gradients are the ones training would take on these batches.
+    """
+    from espnet_mtl.tasks.st import MTLSTTask
+
+    model, args = MTLSTTask.build_model_from_file(config, model_file, "cpu")
+    if not hasattr(model, "objectives"):
+        raise ValueError(f"{config}: model '{args.model}' has no objectives to compare")
+    out_dir = Path(out_dir)
+    csv_path = out_dir / CSV_NAME
+    if csv_path.exists():
+        csv_path.unlink()  # a fresh run, not appended to an old one
+    iterator = MTLSTTask.build_streaming_iterator(
+        data_path_and_name_and_type=data_path_and_name_and_type, dtype="float32",
+        batch_size=batch_size, key_file=None, num_workers=0,
+        preprocess_fn=MTLSTTask.build_preprocess_fn(args, train=False),
+        collate_fn=MTLSTTask.build_collate_fn(args, train=False),
+        allow_variable_data_keys=False, inference=False)
+    probe = GradientConflictProbe(out_dir, interval=1, main=main)
+    torch.manual_seed(seed)
+    model.train()
+    done = 0
+    for _, batch in iterator:
+        out = model(**batch, return_objectives=True)
+        probe.record(out["objectives"], model, epoch=0, step=done + 1)
+        done += 1
+        if done == batches:
+            break
+    if done == 0:
+        raise ValueError(f"no batch read from {data_path_and_name_and_type}")
+    return csv_path
