@@ -234,3 +234,28 @@ def test_probe_cli_on_a_trained_checkpoint(mixed_data, tmp_path):
     r = subprocess.run(cmd[:-4] + ["--model_file", str(out / "missing.pth")],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "missing.pth does not exist" in r.stderr
+
+
+def test_validation_skips_rdrop_doubling_and_the_mt_pass(tmp_path, monkeypatch):
+    model = ref._build(tmp_path, monkeypatch, dict(ref.ALL_ON), seed=0)
+    seen = {"encoder_rows": [], "decoder": 0, "mt_embed": 0}
+    model.encoder.register_forward_hook(
+        lambda m, i, o: seen["encoder_rows"].append(int(i[0].shape[0])))
+    model.decoder.register_forward_hook(lambda *a: seen.__setitem__("decoder", seen["decoder"] + 1))
+    model.mt_embed.register_forward_hook(lambda *a: seen.__setitem__("mt_embed", seen["mt_embed"] + 1))
+    args = MTLSTTask.get_parser().parse_args(
+        ["--config", str(tmp_path / "conf.yaml"), "--token_list", str(tmp_path / "tgt.txt"),
+         "--src_token_list", str(tmp_path / "src.txt"), "--output_dir", str(tmp_path / "exp")])
+    reporter = Reporter()
+    reporter.set_epoch(1)
+    with reporter.observe("valid") as sub:
+        MTLTrainer.validate_one_epoch(model, [(["u0", "u1"], ref._batch())], sub,
+                                      MTLTrainer.build_options(args),
+                                      DistributedOption(distributed=False))
+    assert seen == {"encoder_rows": [2], "decoder": 1, "mt_embed": 0}
+    assert not model.validating
+    # training still doubles the speech rows and runs the MT path
+    seen.update(encoder_rows=[], decoder=0, mt_embed=0)
+    model.train()
+    model(**ref._batch())
+    assert seen == {"encoder_rows": [4], "decoder": 2, "mt_embed": 1}

@@ -190,6 +190,9 @@ class MTLSTModel(AbsESPnetModel):
         _check_needs(self.objectives)
         self.passes = _passes_of(self.objectives)
         self.speech_copies = max([o.speech_copies for o in self.objectives.values()] or [1])
+        #: set by the trainer during validation: objectives marked `train_only` (the MT
+        #: path, consistency, R-drop) are pure overhead there and are skipped
+        self.validating = False
         needs_src = any("src_text" in PASS_FIELDS[p] for p in self.passes)
         if needs_src and src_vocab_size is None:
             raise ValueError(
@@ -396,10 +399,11 @@ class MTLSTModel(AbsESPnetModel):
     def _speech_pass(self, b, out, covers):
         rows = _rows(covers)
         sp, sp_lens = _take(b["speech"], rows), _take(b["speech_lengths"], rows)
-        if self.speech_copies == 2:  # one forward over [rows; rows]: two dropout samples
+        copies = self.speech_copies if self.training else 1  # no dropout pair in eval
+        if copies == 2:  # one forward over [rows; rows]: two dropout samples
             sp, sp_lens = double_batch(sp), double_batch(sp_lens)
         hidden, lens = self.encode_acoustic(sp, sp_lens)
-        return PassOutput(covers, self.speech_copies, dict(hidden=hidden, lens=lens))
+        return PassOutput(covers, copies, dict(hidden=hidden, lens=lens))
 
     def _speech_rows(self, out, covers):
         """Acoustic states of the speech rows in `covers` (both copies)."""
@@ -450,18 +454,25 @@ class MTLSTModel(AbsESPnetModel):
     PASS_ORDER = (("speech", _speech_pass), ("st", _st_pass), ("asr", _asr_pass),
                   ("asr_att", _asr_att_pass), ("mt", _mt_pass))
 
-    def compute_passes(self, b: dict) -> Dict[str, PassOutput]:
-        """Every pass an objective on reads, over the rows that carry its fields."""
+    def active_objectives(self) -> dict:
+        """The objectives this forward computes (validation skips the `train_only` ones)."""
+        if not self.validating:
+            return self.objectives
+        return {n: o for n, o in self.objectives.items() if not o.train_only}
+
+    def compute_passes(self, b: dict, active: dict) -> Dict[str, PassOutput]:
+        """Every pass the active objectives read, over the rows that carry its fields."""
+        passes = _passes_of(active)
         covers = {}
-        for name in self.passes:
+        for name in passes:
             covers[name] = b["has"][PASS_FIELDS[name][0]]
             for f in PASS_FIELDS[name][1:]:
                 covers[name] = covers[name] & b["has"][f]
         out = {}
         for name, run in self.PASS_ORDER:
-            if name not in self.passes:
+            if name not in passes:
                 continue
-            users = [p for p in self.passes if name in PASS_INPUTS.get(p, ())]
+            users = [p for p in passes if name in PASS_INPUTS.get(p, ())]
             if not any(bool(covers[p].any()) for p in users or [name]):
                 continue  # no row of this batch for it (or for the passes that read it)
             if any(p not in out for p in PASS_INPUTS.get(name, ())):
@@ -520,9 +531,10 @@ class MTLSTModel(AbsESPnetModel):
         its graph (None when no row of this batch feeds it), for the trainer.
         """
         b = self._batch(speech, speech_lengths, text, text_lengths, src_text, src_text_lengths)
-        out = self.compute_passes(b)
+        active = self.active_objectives()
+        out = self.compute_passes(b, active)
         losses, stats = {}, {}
-        for name, objective in self.objectives.items():
+        for name, objective in active.items():
             losses[name], metrics = objective(out, self)
             stats.update(metrics)
         loss = speech.new_zeros(())

@@ -69,6 +69,8 @@ class Objective:
     metrics: ClassVar[Tuple[str, ...]] = ()
     #: dropout copies of the speech rows it needs (R-drop: 2)
     speech_copies: ClassVar[int] = 1
+    #: a training-only term: skipped in validation (where it is pure overhead)
+    train_only: ClassVar[bool] = False
     #: the model_conf keys of the seed-001 configs: its weight, and option name -> key
     legacy_weight: ClassVar[Optional[str]] = None
     legacy_options: ClassVar[Dict[str, str]] = {}

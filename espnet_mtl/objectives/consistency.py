@@ -24,6 +24,7 @@ def _valid(lens: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
 
 class Consistency(Objective):
     stat = "loss_cr"
+    train_only = True
     legacy_weight = "consistency_weight"
     legacy_options = {"kind": "consistency_type", "direction": "consistency_direction",
                       "detach_mt": "consistency_detach_mt",

@@ -46,6 +46,7 @@ class MTCrossEntropy(_CrossEntropy):
     """CE of the translation given the transcript (MT path, shared textual encoder/decoder)."""
 
     stat, metrics, pass_name, accuracy = "loss_mt", ("acc_mt",), "mt", "acc_mt"
+    train_only = True
     legacy_weight = "mt_weight"
 
 

@@ -14,6 +14,7 @@ from espnet_mtl.objectives.base import Objective
 class RDrop(Objective):
     stat = "loss_rd"
     speech_copies = 2
+    train_only = True
     legacy_weight = "rdrop_weight"
     needs = ("st.logits", "st.mask")
 
@@ -21,6 +22,8 @@ class RDrop(Objective):
         p = out.get("st")
         if p is None or p.count == 0:
             return None, {}
+        if p.copies < 2:  # eval: no dropout, so no pair of samples to compare
+            return p["logits"].new_zeros(()), {}
         first, second = split_doubled_batch(p["logits"], p.count)
         mask, _ = split_doubled_batch(p["mask"], p.count)
         return self.per_example(rdrop_loss(first, second, mask, reduction=self.reduction),

@@ -97,6 +97,17 @@ class MTLTrainer(Trainer):
         return options
 
     @classmethod
+    def validate_one_epoch(cls, model, *args, **kwargs):
+        core = unwrap(model)
+        if not hasattr(core, "validating"):
+            return super().validate_one_epoch(model, *args, **kwargs)
+        core.validating = True  # skip the training-only objectives (MT path, R-drop)
+        try:
+            return super().validate_one_epoch(model, *args, **kwargs)
+        finally:
+            core.validating = False
+
+    @classmethod
     def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter,
                         summary_writer, options, distributed_option) -> bool:
         core = unwrap(model)
