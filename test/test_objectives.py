@@ -111,3 +111,36 @@ def test_checkpoints_from_before_the_adapter_load(tmp_path, monkeypatch):
     fresh = _build(tmp_path, monkeypatch, ALL_OFF, seed=5)
     fresh.load_state_dict(old)
     assert torch.equal(fresh.adapter.proj.weight, model.adapter.proj.weight)
+
+
+def test_specaugment_once_then_double(tmp_path, monkeypatch):
+    """R-drop's two copies differ by dropout only: with every dropout off, the R-drop
+    term is 0 even with SpecAugment on (it is drawn once, then the batch is doubled)."""
+    import yaml as _yaml
+
+    from test_mtl_st_model import NO_DROPOUT_DEC, NO_DROPOUT_ENC, _conf
+
+    conf = _conf({**ALL_OFF, "rdrop_weight": 3.0}, encoder_conf=NO_DROPOUT_ENC,
+                 decoder_conf=NO_DROPOUT_DEC, textual=NO_DROPOUT_ENC)
+    conf.update(specaug="specaug", specaug_conf={
+        "apply_time_warp": False, "apply_freq_mask": True, "freq_mask_width_range": [1, 3],
+        "num_freq_mask": 2, "apply_time_mask": True, "time_mask_width_range": [2, 5],
+        "num_time_mask": 2})
+    (tmp_path / "conf.yaml").write_text(_yaml.safe_dump(conf))
+    import sys
+
+    from espnet_mtl.tasks.st import MTLSTTask
+    from test_mtl_st_model import SRC, TGT
+
+    (tmp_path / "tgt.txt").write_text("\n".join(TGT) + "\n")
+    (tmp_path / "src.txt").write_text("\n".join(SRC) + "\n")
+    monkeypatch.setattr(sys, "argv", ["st_train"])
+    args = MTLSTTask.get_parser().parse_args(
+        ["--config", str(tmp_path / "conf.yaml"), "--token_list", str(tmp_path / "tgt.txt"),
+         "--src_token_list", str(tmp_path / "src.txt")])
+    model = MTLSTTask.build_model(args)
+    assert model.specaug is not None
+    model.train()
+    torch.manual_seed(0)
+    _, stats, _ = model(**_batch())
+    assert abs(float(stats["loss_rd"])) < 1e-6

@@ -334,13 +334,19 @@ class MTLSTModel(AbsESPnetModel):
         return speech, speech_lengths
 
     def encode_acoustic(
-        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, copies: int = 1
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Frontend -> specaug (train) -> normalize -> [preencoder] -> acoustic encoder."""
+        """Frontend -> specaug (train) -> normalize -> [preencoder] -> acoustic encoder.
+
+        `copies=2` (R-drop) augments the features once and then runs them twice in
+        one forward, [feats; feats]: the two copies differ by dropout only.
+        """
         with torch.autocast(device_type=speech.device.type, enabled=False):
             feats, feats_lengths = self._extract_feats(speech, speech_lengths)
             if self.specaug is not None and self.training:
                 feats, feats_lengths = self.specaug(feats, feats_lengths)
+            if copies == 2:
+                feats, feats_lengths = double_batch(feats), double_batch(feats_lengths)
             if self.normalize is not None:
                 feats, feats_lengths = self.normalize(feats, feats_lengths)
         if self.preencoder is not None:
@@ -400,9 +406,7 @@ class MTLSTModel(AbsESPnetModel):
         rows = _rows(covers)
         sp, sp_lens = _take(b["speech"], rows), _take(b["speech_lengths"], rows)
         copies = self.speech_copies if self.training else 1  # no dropout pair in eval
-        if copies == 2:  # one forward over [rows; rows]: two dropout samples
-            sp, sp_lens = double_batch(sp), double_batch(sp_lens)
-        hidden, lens = self.encode_acoustic(sp, sp_lens)
+        hidden, lens = self.encode_acoustic(sp, sp_lens, copies)  # [rows; rows] if 2
         return PassOutput(covers, copies, dict(hidden=hidden, lens=lens))
 
     def _speech_rows(self, out, covers):
