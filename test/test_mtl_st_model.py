@@ -234,7 +234,9 @@ def test_rdrop_without_dropout_is_plain_ce(tmp_path, monkeypatch):
     _, s_on, _ = on(**batch)
     _, s_off, _ = off(**batch)
     assert abs(float(s_on["loss_rd"])) < 1e-5
-    for key in ("loss_st", "loss_asr_ctc", "loss_asr_att", "loss_mt", "loss_st_ctc"):
+    # R-drop's convention (paper, fairseq): the ST CE of the two copies is summed
+    assert torch.allclose(s_on["loss_st"], 2 * s_off["loss_st"], rtol=1e-5, atol=1e-6)
+    for key in ("loss_asr_ctc", "loss_asr_att", "loss_mt", "loss_st_ctc"):
         assert torch.allclose(s_on[key], s_off[key], rtol=1e-5, atol=1e-6), key
 
 

@@ -268,8 +268,14 @@ class MTLSTModel(AbsESPnetModel):
             objective, option = target
             if option == "weight":
                 return self.objective_weights.get(objective, 0.0)
-            return getattr(self.objectives[objective], option, None) \
-                if objective in self.objectives else None
+            if objective in self.objectives:
+                return getattr(self.objectives[objective], option)
+            # off: the configured value, else the objective's default
+            spec = self._listed.get(objective, {})
+            if option in spec:
+                return spec[option]
+            cls = objective_table.registry.get("objective", objective)
+            return inspect.signature(cls.__init__).parameters[option].default
 
     def __setattr__(self, name, value):
         target = (objective_table.legacy_keys().get(name)

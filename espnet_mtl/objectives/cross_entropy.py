@@ -2,8 +2,11 @@
 
 ESPnet's LabelSmoothingLoss (sum over tokens / batch rows, or / tokens with
 length_normalized_loss) on teacher-forced logits, with token accuracy as a
-metric. Under R-drop the ST pass holds both dropout copies, so the loss is
-the mean of the two copies' CE.
+metric. Under R-drop the ST pass holds both dropout copies and the ST loss is
+the SUM of the two copies' CE, as in the R-drop paper and fairseq's R-drop
+criterion (L = CE_1 + CE_2 + alpha * KL), so `rdrop` weights mean what the
+literature's alpha means. (Training logs then show loss_st of both copies;
+validation runs one copy.)
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from espnet_mtl.objectives.base import Objective
 class _CrossEntropy(Objective):
     pass_name: str
     accuracy: str
+    #: add the CE of every dropout copy (R-drop's convention) rather than average them
+    sum_copies = False
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -33,13 +38,15 @@ class _CrossEntropy(Objective):
         logits, target = p["logits"], p["target"]
         acc = th_accuracy(logits.reshape(-1, logits.size(-1)), target,
                           ignore_label=self.ctx.ignore_id)
-        return self.criterion(logits, target), {self.accuracy: acc}
+        loss = self.criterion(logits, target)  # the mean over the copies it holds
+        return (loss * p.copies if self.sum_copies else loss), {self.accuracy: acc}
 
 
 class STCrossEntropy(_CrossEntropy):
     """CE of the translation given speech (the main task)."""
 
     stat, metrics, pass_name, accuracy = "loss_st", ("acc",), "st", "acc"
+    sum_copies = True
 
 
 class MTCrossEntropy(_CrossEntropy):
