@@ -144,3 +144,76 @@ def test_specaugment_once_then_double(tmp_path, monkeypatch):
     torch.manual_seed(0)
     _, stats, _ = model(**_batch())
     assert abs(float(stats["loss_rd"])) < 1e-6
+
+
+def _espnet_model(tmp_path, monkeypatch, model_conf):
+    import sys
+    import yaml as _yaml
+
+    from espnet2.st.espnet_model import ESPnetSTModel
+    from espnet_mtl.tasks.st import MTLSTTask
+    from test_mtl_st_model import NO_DROPOUT_DEC, NO_DROPOUT_ENC, SRC, TGT, _conf
+
+    conf = _conf({}, encoder_conf=NO_DROPOUT_ENC, decoder_conf=NO_DROPOUT_DEC)
+    conf.update(model="espnet", model_conf=model_conf)
+    del conf["extra_asr_decoder"], conf["extra_asr_decoder_conf"]
+    d = tmp_path / "espnet"
+    d.mkdir(exist_ok=True)
+    (d / "conf.yaml").write_text(_yaml.safe_dump(conf))
+    (d / "tgt.txt").write_text("\n".join(TGT) + "\n")
+    (d / "src.txt").write_text("\n".join(SRC) + "\n")
+    monkeypatch.setattr(sys, "argv", ["st_train"])
+    args = MTLSTTask.get_parser().parse_args(
+        ["--config", str(d / "conf.yaml"), "--token_list", str(d / "tgt.txt"),
+         "--src_token_list", str(d / "src.txt")])
+    model = MTLSTTask.build_model(args)
+    assert type(model) is ESPnetSTModel
+    return model
+
+
+def test_ctc_weight_parity_with_espnet_st_model(tmp_path, monkeypatch):
+    """ESPnetSTModel weighs ST by 1 - asr_weight: with asr_weight 0.3 (pure CTC) the
+    loss is 0.7 ST + 0.3 CTC. mtl_st without textual blocks and objectives
+    {st_ce: 0.7, asr_ctc: 0.3} gives the same loss on the same batch and parameters,
+    and the demo's flat asr_ctc_weight 0.3 / 0.7 the same loss divided by 0.7."""
+    from test_mtl_st_model import NO_DROPOUT_DEC, NO_DROPOUT_ENC
+
+    espnet = _espnet_model(tmp_path, monkeypatch, {
+        "asr_weight": 0.3, "mtlalpha": 1.0, "mt_weight": 0.0, "lsm_weight": 0.1,
+        "length_normalized_loss": False})
+    kw = dict(encoder_conf=NO_DROPOUT_ENC, decoder_conf=NO_DROPOUT_DEC,
+              textual={"num_blocks": 0, "output_size": None})
+    table = _build(tmp_path, monkeypatch, {"lsm_weight": 0.1, "objectives": {
+        "st_ce": 0.7, "asr_ctc": 0.3}}, seed=7, **kw)
+    flat = _build(tmp_path, monkeypatch, {**ALL_OFF, "lsm_weight": 0.1,
+                                          "asr_ctc_weight": 0.3 / 0.7}, seed=7, **kw)
+    for model in (table, flat):
+        missing, _ = model.load_state_dict(espnet.state_dict(), strict=False)
+        assert missing == []  # every mtl_st parameter comes from the ESPnet model
+        model.eval()
+    espnet.eval()
+    batch = _batch()
+    with torch.no_grad():
+        expect, e_stats, _ = espnet(**batch)
+        got, g_stats, _ = table(**batch)
+        scaled, _, _ = flat(**batch)
+    assert torch.allclose(e_stats["loss_st_att"], g_stats["loss_st"], rtol=1e-5)
+    assert torch.allclose(e_stats["loss_asr"], g_stats["loss_asr_ctc"], rtol=1e-5)
+    assert torch.allclose(got, expect, rtol=1e-5)
+    assert torch.allclose(0.7 * scaled, expect, rtol=1e-5)
+
+
+def test_shipped_mtl_configs_keep_the_baselines_asr_to_st_ratio():
+    import yaml as _yaml
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for mtl, base in (("egs2/mini_st/st1/conf/train_st_mtl.yaml",
+                       "egs2/mini_st/st1/conf/train_st.yaml"),
+                      ("conf_templates/st/train_st_mtl_regularization_horizon.yaml",
+                       "conf_templates/st/train_st_conformer.yaml")):
+        m = _yaml.safe_load((root / mtl).read_text())["model_conf"]
+        b = _yaml.safe_load((root / base).read_text())["model_conf"]
+        baseline_ratio = b["asr_weight"] / (1 - b["asr_weight"] - b["mt_weight"])
+        ours = (m["asr_ctc_weight"] + m.get("asr_att_weight", 0.0)) / 1.0  # ST CE weight 1
+        assert ours == pytest.approx(baseline_ratio, rel=1e-3), mtl
