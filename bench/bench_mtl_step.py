@@ -12,6 +12,13 @@ batches (fixed seed; random audio at 16 kHz padded with 0, token ids of a
                (identity): the same network as the baseline
     mtl_rdrop  mtl_off + rdrop_weight 1.0
     mtl_mt_cr  mtl_off + mt_weight 0.3 + consistency_weight 1.0
+    mtl_demo   the demo's train_st_mtl.yaml objectives (CTC 0.4286, MT 0.5,
+               consistency 1.0, R-drop 3.0, 2 textual blocks), static strategy
+    pre_refactor_demo  the same config built by the mtl_st model before issue
+               12's refactor (read from git: --pre_refactor_rev)
+    obj3_static         st_ce + asr_ctc + mt_ce (2 textual blocks), static
+    obj3_gradient_sum   the same with --strategy gradient_sum: one backward per
+               objective, the update from the per-objective gradients
 
 A step is zero_grad + forward + backward + Adam step in train mode (dropout
 on). After `--warmup` steps per model, `--steps` steps per model are timed
@@ -23,8 +30,11 @@ so that machine drift hits every model alike.
 
 Prints JSON: mean/median seconds per step (and the forward / backward /
 optimizer split) per model, parameter counts, and the ratios
-mtl_off/baseline (target <= 1.05), mtl_rdrop/mtl_off (target <= 2.1) and
-mtl_mt_cr/mtl_off (reported) with a `meets_target` flag.
+mtl_off/baseline (target <= 1.05), mtl_rdrop/mtl_off (target <= 2.1),
+mtl_mt_cr/mtl_off (reported), mtl_demo/pre_refactor_demo (target <= 1.02)
+and obj3_gradient_sum/obj3_static (target <= 3.2) with a `meets_target` flag.
+For a strategy model the "backward" time includes the strategy's
+per-objective backward passes (they run inside its combine step).
 """
 
 from __future__ import annotations
@@ -77,24 +87,58 @@ MODELS = {
     "mtl_rdrop": ("mtl_st", {**MTL_OFF, "rdrop_weight": 1.0}),
     "mtl_mt_cr": ("mtl_st", {**MTL_OFF, "mt_weight": 0.3, "consistency_weight": 1.0}),
 }
+DEMO_TEXTUAL = {"num_blocks": 2, "attention_heads": 4, "linear_units": 576, "dropout_rate": 0.1,
+                "positional_dropout_rate": 0.1, "attention_dropout_rate": 0.1,
+                "normalize_before": True, "output_size": None}
+MTL_DEMO = {**MTL_OFF, "asr_ctc_weight": 0.4286, "mt_weight": 0.5, "consistency_weight": 1.0,
+            "rdrop_weight": 3.0, "textual_encoder_conf": DEMO_TEXTUAL}
+OBJ3 = {"lsm_weight": 0.1, "textual_encoder_conf": DEMO_TEXTUAL,
+        "objectives": {"st_ce": 1.0, "asr_ctc": 0.4286, "mt_ce": 0.5}}
+MODELS.update({
+    "mtl_demo": ("mtl_st", MTL_DEMO),
+    "pre_refactor_demo": ("pre_refactor", MTL_DEMO),
+    "obj3_static": ("mtl_st", OBJ3),
+    "obj3_gradient_sum": ("mtl_st", OBJ3, "gradient_sum"),
+})
 # (name, model, reference, target or None)
 RATIOS = [
     ("mtl_off_vs_baseline", "mtl_off", "baseline", 1.05),
     ("rdrop_on_vs_off", "mtl_rdrop", "mtl_off", 2.1),
     ("mt_consistency_on_vs_off", "mtl_mt_cr", "mtl_off", None),
+    ("static_vs_pre_refactor", "mtl_demo", "pre_refactor_demo", 1.02),
+    ("gradient_sum_3_objectives_vs_static", "obj3_gradient_sum", "obj3_static", 3.2),
 ]
+#: the commit whose mtl_st model is the pre-refactor reference (issue 12)
+PRE_REFACTOR_REV = "f61c064"
 
 
 def token_list(prefix: str):
     return ["<blank>", "<unk>"] + [f"{prefix}{i}" for i in range(VOCAB - 3)] + ["<sos/eos>"]
 
 
-def build_model(workdir: Path, name: str, seed: int, frontend_conf: dict = FRONTEND_CONF):
+def pre_refactor_class(rev: str):
+    """MTLSTModel as it was at git revision `rev` (imported from `git show`)."""
+    import importlib.util
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "-C", str(root), "show", f"{rev}:espnet_mtl/models/mtl_st.py"],
+                            capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="pre_refactor.")) / "mtl_st_pre_refactor.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("mtl_st_pre_refactor", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MTLSTModel
+
+
+def build_model(workdir: Path, name: str, seed: int, frontend_conf: dict = FRONTEND_CONF,
+                pre_refactor_rev: str = PRE_REFACTOR_REV):
     from espnet_mtl.tasks.st import MTLSTTask
 
-    model_name, model_conf = MODELS[name]
+    model_name, model_conf, *strategy = MODELS[name]
     conf = {
-        "model": model_name,
+        "model": "mtl_st" if model_name == "pre_refactor" else model_name,
         "model_conf": model_conf,
         "frontend_conf": frontend_conf,
         "encoder": "conformer",
@@ -103,6 +147,8 @@ def build_model(workdir: Path, name: str, seed: int, frontend_conf: dict = FRONT
         "decoder_conf": DECODER_CONF,
         "ctc_conf": {"dropout_rate": 0.0},
     }
+    if strategy:
+        conf["strategy"] = strategy[0]
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(conf))
     # ESPnet's parser also reads sys.argv (for --config): give it only ours.
@@ -115,8 +161,9 @@ def build_model(workdir: Path, name: str, seed: int, frontend_conf: dict = FRONT
     finally:
         sys.argv = saved_argv
     torch.manual_seed(seed)
-    model = MTLSTTask.build_model(args)
-    return model
+    if model_name == "pre_refactor":
+        return pre_refactor_class(pre_refactor_rev).build_from_task_args(args)
+    return MTLSTTask.build_model(args)
 
 
 def make_batches(n_batches: int, batch_size: int, seed: int):
@@ -143,18 +190,30 @@ def make_batches(n_batches: int, batch_size: int, seed: int):
 
 
 def train_step(model, optim, batch):
-    """One step; returns (total, forward, backward, optimizer) seconds."""
+    """One step; returns (total, forward, backward, optimizer) seconds.
+
+    A model with a non-static strategy runs as our trainer runs it: the
+    strategy turns the per-objective losses into the scalar to back-propagate.
+    """
     batch = {k: v.clone() for k, v in batch.items()}  # ESPnetSTModel edits text in place
+    strategy = getattr(model, "strategy", None)
     t0 = time.perf_counter()
     optim.zero_grad(set_to_none=True)
-    loss, _, _ = model(**batch)
-    t1 = time.perf_counter()
+    if strategy is not None and strategy.needs_gradients:
+        out = model(**batch, return_objectives=True)
+        t1 = time.perf_counter()
+        loss = strategy.combine(out["objectives"], model)
+        check = out["loss"]
+    else:
+        loss, _, _ = model(**batch)
+        t1 = time.perf_counter()
+        check = loss
     loss.backward()
     t2 = time.perf_counter()
     optim.step()
     t3 = time.perf_counter()
-    if not torch.isfinite(loss):
-        raise RuntimeError(f"non-finite loss {float(loss)}")
+    if not torch.isfinite(check):
+        raise RuntimeError(f"non-finite loss {float(check)}")
     return t3 - t0, t1 - t0, t2 - t1, t3 - t2
 
 
@@ -193,6 +252,8 @@ def main(argv=None):
                    help="frontend hop (default: the demo's %d; 160 = the demo before issue 11)"
                    % FRONTEND_CONF["hop_length"])
     p.add_argument("--n_mels", type=int, help="mel bins (default: the demo's)")
+    p.add_argument("--pre_refactor_rev", default=PRE_REFACTOR_REV,
+                   help="git revision of the pre-refactor mtl_st model (pre_refactor_demo)")
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
 
@@ -205,7 +266,8 @@ def main(argv=None):
     names = list(args.models)
     models, optims, params = {}, {}, {}
     for name in names:
-        model = build_model(work, name, args.seed, {**FRONTEND_CONF, **frontend})
+        model = build_model(work, name, args.seed, {**FRONTEND_CONF, **frontend},
+                            args.pre_refactor_rev)
         model.train()
         models[name] = model
         optims[name] = torch.optim.Adam(model.parameters(), **OPTIM_CONF)
@@ -219,6 +281,13 @@ def main(argv=None):
     if "baseline" in models and "mtl_off" in models:
         a, b = models["baseline"].state_dict(), models["mtl_off"].state_dict()
         same_init = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    pre_same_init = None
+    if "mtl_demo" in models and "pre_refactor_demo" in models:
+        a = models["pre_refactor_demo"].state_dict()
+        b = {k.replace("adapter.proj.", "encoder_proj."): v
+             for k, v in models["mtl_demo"].state_dict().items()}
+        pre_same_init = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     batches = make_batches(max(1, args.warmup + args.steps), args.batch_size, args.seed)
 
@@ -276,6 +345,7 @@ def main(argv=None):
                              for k, v in results[name].items()}}
                    for name in names},
         "mtl_off_same_weights_as_baseline": same_init,
+        "mtl_demo_same_weights_as_pre_refactor": pre_same_init,
         "ratios": ratios,
         "meets_target": all(r["meets_target"] for r in ratios.values()
                             if r["meets_target"] is not None),
