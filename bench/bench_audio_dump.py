@@ -23,7 +23,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from espnet_mtl.audio_dump import dump_audio, ffmpeg_exe, load_recording
+from espnet_mtl.prep.audio_dump import dump_audio, ffmpeg_exe, load_recording
 from espnet_mtl.fileio import read_table
 
 

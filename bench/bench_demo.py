@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from espnet_mtl.recipes import copy_recipe
+from espnet_mtl.runner.recipes import copy_recipe
 
 BASELINE_CONFIG = "conf/tuning/train_st_demo_10ms_20ep.yaml"
 _STAGE = re.compile(r"^(\S+) \(st\.sh:\d+:main\) (Stages? [\d-]+|Successfully finished)", re.M)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import yaml
 
-from espnet_mtl.recipes import copy_recipe
+from espnet_mtl.runner.recipes import copy_recipe
 
 VARIANTS = {
     "mt_cr": {"rdrop_weight": 0.0},

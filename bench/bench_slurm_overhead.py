@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from espnet_mtl.pipeline import stage_overheads
+from espnet_mtl.runner.pipeline import stage_overheads
 
 NOOP_RUN_SH = """#!/usr/bin/env bash
 # A recipe whose stages do nothing: what remains is the scheduling overhead.

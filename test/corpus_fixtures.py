@@ -194,7 +194,7 @@ def write_m4a(path: Path, seconds: float, freq: float) -> None:
     """44.1 kHz stereo AAC in an .m4a, encoded by the ffmpeg stage 3 decodes with."""
     import subprocess
 
-    from espnet_mtl.audio_dump import ffmpeg_exe
+    from espnet_mtl.prep.audio_dump import ffmpeg_exe
 
     wav = path.with_name(path.name + ".wav")
     sf.write(wav, tone(seconds, 44100, freq, channels=2), 44100, subtype="PCM_16")

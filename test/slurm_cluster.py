@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from espnet_mtl.recipes import ROOT
+from espnet_mtl.runner.recipes import ROOT
 
 START = ROOT / "tools" / "slurm" / "start_local_slurm.sh"
 

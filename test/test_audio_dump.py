@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_mtl.audio_dump import AudioError, dump_audio, summarize_overruns
+from espnet_mtl.prep.audio_dump import AudioError, dump_audio, summarize_overruns
 from espnet_mtl.bin import dump_audio as dump_audio_cli
 from espnet_mtl.fileio import read_table, write_table
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_mtl.audio_dump import dump_audio
+from espnet_mtl.prep.audio_dump import dump_audio
 from espnet_mtl.bin import prepare_bitext, prepare_librispeech, prepare_tedlium3
 from espnet_mtl.corpora import writer
 from espnet_mtl.corpora.bitext import BitextError, read_bitext_with_stats
@@ -24,7 +24,7 @@ from espnet_mtl.corpora.librispeech import (LibriSpeechError, read_librispeech_w
 from espnet_mtl.corpora.tedlium3 import (TedliumError, clean_words, read_tedlium3,
                                          read_tedlium3_with_stats)
 from espnet_mtl.corpora.writer import DataDirError, write_asr_data_dir, write_mt_data_dir
-from espnet_mtl.datadir import validate_data_dir
+from espnet_mtl.prep.datadir import validate_data_dir
 from espnet_mtl.fileio import read_table
 
 FS = 16000

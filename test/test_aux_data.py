@@ -1,4 +1,4 @@
-"""espnet_mtl.aux_data: stage 1 through the corpus readers (roots as arguments),
+"""espnet_mtl.prep.aux_data: stage 1 through the corpus readers (roots as arguments),
 and the stage 10/11 CLI that gives st.sh the auxiliary sets' shape files and
 training options."""
 
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import corpus_fixtures as fx
-from espnet_mtl import aux_data
+from espnet_mtl.prep import aux_data
 from espnet_mtl.bin import aux_data as aux_cli
 from espnet_mtl.fileio import read_table
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from espnet_mtl.checkpoints import is_complete, repair_interrupted_checkpoints
+from espnet_mtl.training.checkpoints import is_complete, repair_interrupted_checkpoints
 
 
 def _save_run(exp, epoch):

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_mtl.audio_dump import AudioError, dump_audio
+from espnet_mtl.prep.audio_dump import AudioError, dump_audio
 from espnet_mtl.bin import prepare_covost2
 from espnet_mtl.corpora.covost2 import Utterance
 from espnet_mtl.corpora.must_c import Utterance as MustCUtterance
 from espnet_mtl.corpora.writer import DataDirError, write_st_data_dir
-from espnet_mtl.datadir import validate_data_dir
+from espnet_mtl.prep.datadir import validate_data_dir
 from espnet_mtl.fileio import read_table
 
 CV_HEADER = ["client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent"]

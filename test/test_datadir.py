@@ -1,4 +1,4 @@
-"""Tests for espnet_mtl.datadir and its CLI, on tiny fabricated data dirs."""
+"""Tests for espnet_mtl.prep.datadir and its CLI, on tiny fabricated data dirs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from espnet_mtl import datadir
+from espnet_mtl.prep import datadir
 from espnet_mtl.bin import data_dir as cli
-from espnet_mtl.datadir import DataDirError
+from espnet_mtl.prep.datadir import DataDirError
 
 # utt, spk, rec, start, end, German, English
 UTTS = [

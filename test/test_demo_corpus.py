@@ -349,7 +349,7 @@ def test_concurrent_generation_is_refused_naming_the_first(tmp_path, capsys):
     out = tmp_path / "corpus"
     # A first generation, as far as the lock is concerned: another process holding it.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom espnet_mtl.locks import hold_lock\n"
+        [sys.executable, "-c", "import sys, time\nfrom espnet_mtl.runner.locks import hold_lock\n"
          "with hold_lock(sys.argv[1], 'test'):\n    print('held', flush=True)\n    time.sleep(60)",
          str(lock_path(out))], stdout=subprocess.PIPE, text=True)
     try:
@@ -369,7 +369,7 @@ def test_concurrent_generation_is_refused_naming_the_first(tmp_path, capsys):
 
 def test_complete_corpus_is_reused_while_another_run_holds_the_lock(small_corpus):
     from espnet_mtl.demo.make_corpus import lock_path, make_corpus
-    from espnet_mtl.locks import hold_lock
+    from espnet_mtl.runner.locks import hold_lock
 
     out, _ = small_corpus
     with hold_lock(lock_path(out), "a rebuild"):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from espnet_mtl.recipes import ROOT, copy_recipe
-from espnet_mtl.stage_marks import StageError, check_input, done, start
+from espnet_mtl.runner.recipes import ROOT, copy_recipe
+from espnet_mtl.runner.stage_marks import StageError, check_input, done, start
 
 from test_jobs import _alive
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_mtl.audio_dump import AudioError, dump_audio, ffmpeg_exe, load_recording
+from espnet_mtl.prep.audio_dump import AudioError, dump_audio, ffmpeg_exe, load_recording
 from espnet_mtl.bin import prepare_europarl_st
 from espnet_mtl.corpora.europarl_st import (LANGS, PAIRS, SPLITS, EuroparlSTError, Utterance,
                                             read_europarl_st, read_europarl_st_with_stats)
 from espnet_mtl.corpora.writer import write_st_data_dir
-from espnet_mtl.datadir import validate_data_dir
+from espnet_mtl.prep.datadir import validate_data_dir
 from espnet_mtl.fileio import read_table
 
 FS = 16000

@@ -10,13 +10,13 @@ import sys
 import pytest
 import yaml
 
-from espnet_mtl.experiment_guard import ExperimentMismatch, check_resumable
+from espnet_mtl.training.experiment_guard import ExperimentMismatch, check_resumable
 
 from dry_run import dry_run
 from test_task import _write_minimal
 
 HOLD = ("import sys, time\n"
-        "from espnet_mtl.experiment_guard import own_experiment\n"
+        "from espnet_mtl.training.experiment_guard import own_experiment\n"
         "with own_experiment(sys.argv[1]):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(300)\n")

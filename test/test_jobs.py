@@ -1,4 +1,4 @@
-"""Tests for espnet_mtl.jobs (run_jobs, backends) and its CLI."""
+"""Tests for espnet_mtl.runner.jobs (run_jobs, backends) and its CLI."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from espnet_mtl import jobs
+from espnet_mtl.runner import jobs
 from espnet_mtl.bin import run_jobs as cli
-from espnet_mtl.jobs import JobsFailed, run_jobs
+from espnet_mtl.runner.jobs import JobsFailed, run_jobs
 
 
 def lines(path: Path) -> list[str]:

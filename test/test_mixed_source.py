@@ -16,7 +16,7 @@ import soundfile
 import torch
 import yaml
 
-from espnet_mtl.mixed_source import (
+from espnet_mtl.iterators.mixed_source import (
     MixedSourceDataset,
     MixedSourceError,
     MixedSourceSampler,
@@ -374,7 +374,7 @@ def test_mixed_data_the_model_cannot_use_is_refused(mixed_data, tmp_path):
 def test_model_check_uses_the_model_defaults():
     import argparse
 
-    from espnet_mtl.mixed_source import check_model_uses_sources
+    from espnet_mtl.iterators.mixed_source import check_model_uses_sources
 
     # asr_ctc_weight defaults to 0.3 in mtl_st: ASR-only data is usable without setting it
     check_model_uses_sources(argparse.Namespace(model="mtl_st", model_conf={}), ["asr"])

@@ -107,7 +107,7 @@ def test_write_data_dir(corpus, tmp_path):
     # No temporary siblings are left behind.
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train.en-de"]
     # The project's own data-dir checker accepts it.
-    from espnet_mtl.datadir import validate_data_dir
+    from espnet_mtl.prep.datadir import validate_data_dir
 
     assert validate_data_dir(out)["utterances"] == 3
 

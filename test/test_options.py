@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from espnet_mtl.options import OptionError, parse_options
+from espnet_mtl.runner.options import OptionError, parse_options
 
 DEFAULTS = {"stage": "1", "stop_stage": "13", "use_lm": "false", "st_args": "", "test_sets": ""}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from espnet_mtl.recipes import copy_recipe
+from espnet_mtl.runner.recipes import copy_recipe
 
 SMALL = ["--local_data_opts", "--tgt_lang de --n_train 160 --n_dev 16 --n_test 16",
          "--src_nbpe", "80", "--tgt_nbpe", "80", "--st_tag", "small",

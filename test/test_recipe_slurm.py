@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 import slurm_cluster
-from espnet_mtl.recipes import copy_recipe
+from espnet_mtl.runner.recipes import copy_recipe
 
 SMALL = ["--local_data_opts", "--tgt_lang de --n_train 120 --n_dev 12 --n_test 12",
          "--src_nbpe", "80", "--tgt_nbpe", "80", "--st_tag", "slurm",
@@ -68,7 +68,7 @@ def test_demo_as_a_chain_of_jobs(tmp_path):
     """submit_pipeline: the demo's stages 1-13 as dependent jobs, nothing on the login node."""
     import sys
 
-    from espnet_mtl.pipeline import stage_overheads
+    from espnet_mtl.runner.pipeline import stage_overheads
 
     slurm_cluster.cluster()
     recipe = copy_recipe("mini_st", tmp_path)

@@ -1,6 +1,6 @@
 """Each corpus recipe's stages 1-5 through its own run.sh on a fabricated corpus.
 
-A private copy of egs2/<corpus>/st1 (espnet_mtl.recipes.copy_recipe) reads a
+A private copy of egs2/<corpus>/st1 (espnet_mtl.runner.recipes.copy_recipe) reads a
 tiny corpus written in the real layout (test/corpus_fixtures.py), found
 through the db.sh variable a researcher would set. Checked: the data dirs
 (validated: sorted, the same ids in every file, segments inside their
@@ -16,10 +16,10 @@ import pytest
 import soundfile as sf
 
 import corpus_fixtures as fx
-from espnet_mtl.audio_dump import load_recording
-from espnet_mtl.datadir import validate_data_dir
+from espnet_mtl.prep.audio_dump import load_recording
+from espnet_mtl.prep.datadir import validate_data_dir
 from espnet_mtl.fileio import read_table
-from espnet_mtl.recipes import ROOT, copy_recipe
+from espnet_mtl.runner.recipes import ROOT, copy_recipe
 
 SMALL = ["--nj", "2", "--src_nbpe", "60", "--tgt_nbpe", "60"]
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import sacrebleu
 
-from espnet_mtl.scoring import ScoringError, score_st, write_result, write_results_md
+from espnet_mtl.inference.scoring import ScoringError, score_st, write_result, write_results_md
 
 REFS = ["Der Hund sieht die Katze.", "Zwei alte Männer essen Brot.", "Ich mag das (Applaus) Haus!"]
 HYPS = ["Der Hund sieht eine Katze.", "zwei alte Männer essen Brot", "Ich mag das Haus!"]
@@ -84,7 +84,7 @@ def test_result_json_and_results_md(tmp_path):
 
 
 def test_asr_path_wer_and_cer_by_hand(tmp_path):
-    from espnet_mtl.scoring import score_asr
+    from espnet_mtl.inference.scoring import score_asr
 
     (tmp_path / "hyp").write_text("u1 a b c\nu2 hello world\n")
     (tmp_path / "ref").write_text("u1 a x c d\nu2 hello word\n")

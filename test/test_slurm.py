@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import slurm_cluster
-from espnet_mtl.jobs import Resources
-from espnet_mtl.pipeline import plan_groups, stage_overheads
-from espnet_mtl.slurm import SlurmConfig, SlurmError, explain_refusal
+from espnet_mtl.runner.jobs import Resources
+from espnet_mtl.runner.pipeline import plan_groups, stage_overheads
+from espnet_mtl.runner.slurm import SlurmConfig, SlurmError, explain_refusal
 
 RUN_JOBS = [sys.executable, "-m", "espnet_mtl.bin.run_jobs", "--backend", "slurm"]
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from espnet_mtl.datadir import validate_data_dir
+from espnet_mtl.prep.datadir import validate_data_dir
 from espnet_mtl.fileio import read_table
-from espnet_mtl.speed_perturb import speed_perturb
+from espnet_mtl.prep.speed_perturb import speed_perturb
 
 
 def _data_dir(tmp_path):

@@ -1,4 +1,4 @@
-"""The driver's derived names (espnet_mtl.options.st_names), one rule for st.sh and the sweep.
+"""The driver's derived names (espnet_mtl.runner.options.st_names), one rule for st.sh and the sweep.
 
 Checked against the bash that st.sh used before the rule moved to Python
 (kept here as the reference), on option values with the characters the rule
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from espnet_mtl import sweep
-from espnet_mtl.options import NAME_INPUTS, st_exp_dir, st_names
+from espnet_mtl.runner import sweep
+from espnet_mtl.runner.options import NAME_INPUTS, st_exp_dir, st_names
 
 # st.sh's derived names until issue 12, verbatim.
 OLD_BASH = r'''

@@ -1,4 +1,4 @@
-"""The grid sweep tool (espnet_mtl.sweep, python -m espnet_mtl.bin.sweep).
+"""The grid sweep tool (espnet_mtl.runner.sweep, python -m espnet_mtl.bin.sweep).
 
 Unit tests on fabricated results, and one real sweep of two points over the
 demo recipe (tiny corpus, one epoch each) through the driver's stages 10-13.
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from espnet_mtl import sweep
+from espnet_mtl.runner import sweep
 from espnet_mtl.bin.sweep import main
-from espnet_mtl.recipes import ROOT, copy_recipe
+from espnet_mtl.runner.recipes import ROOT, copy_recipe
 
 BASE = ROOT / "egs2" / "mini_st" / "st1" / "conf" / "train_st_mtl.yaml"
 GRID = "consistency_weight=0,1.0 rdrop_weight=0,3.0 mt_weight=0.1,0.5"

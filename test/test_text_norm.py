@@ -3,7 +3,7 @@
 
 import pytest
 
-from espnet_mtl.text_norm import CASES, normalize, remove_punctuation, remove_tags
+from espnet_mtl.prep.text_norm import CASES, normalize, remove_punctuation, remove_tags
 
 
 def test_cases_keys():

@@ -2,7 +2,7 @@
 
 import sentencepiece as spm
 
-from espnet_mtl.tokenizer import read_texts, train_sentencepiece
+from espnet_mtl.prep.tokenizer import read_texts, train_sentencepiece
 
 TEXT = ["the red dog sees a small cat", "two old men are eating bread",
         "my sister does not like the cold soup today"] * 20

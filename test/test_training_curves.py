@@ -8,7 +8,7 @@ import sys
 import torch
 from espnet2.train.reporter import Reporter
 
-from espnet_mtl.training_curves import draw_training_curves
+from espnet_mtl.training.curves import draw_training_curves
 
 
 def _checkpoint(exp_dir, epochs=3):

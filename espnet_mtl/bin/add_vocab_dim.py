@@ -3,7 +3,7 @@
 import sys
 
 from espnet_mtl.fileio import TableError
-from espnet_mtl.st_stats import add_vocab_dim
+from espnet_mtl.prep.st_stats import add_vocab_dim
 
 
 def main(argv=None):

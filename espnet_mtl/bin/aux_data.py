@@ -1,4 +1,4 @@
-"""Auxiliary ASR-only / MT-only data for multi-task training (see espnet_mtl.aux_data).
+"""Auxiliary ASR-only / MT-only data for multi-task training (see espnet_mtl.prep.aux_data).
 
     python -m espnet_mtl.bin.aux_data prepare --kind asr --src_lang en --tgt_lang de \\
         --out data librispeech:train-clean-100 tedlium3:train
@@ -32,8 +32,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from espnet_mtl.cli import run_main
-from espnet_mtl import aux_data
+from espnet_mtl.runner.cli import run_main
+from espnet_mtl.prep import aux_data
 
 PROG = "aux_data"
 
@@ -50,7 +50,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data")
     p.add_argument("--nj", type=int, default=1)
     p.add_argument("specs", nargs="+", help="<corpus>:<argument>, e.g. librispeech:train-clean-100, "
-                   "tedlium3:train, bitext:<prefix>, dir:<data dir> (see espnet_mtl/aux_data.py)")
+                   "tedlium3:train, bitext:<prefix>, dir:<data dir> (see espnet_mtl/prep/aux_data.py)")
 
     p = sub.add_parser("filter_text", help="stage 4 for MT data: drop examples with empty text")
     p.add_argument("src")

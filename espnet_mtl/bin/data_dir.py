@@ -16,7 +16,7 @@ import argparse
 import logging
 import sys
 
-from espnet_mtl import datadir
+from espnet_mtl.prep import datadir
 from espnet_mtl.fileio import TableError
 
 

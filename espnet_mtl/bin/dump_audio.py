@@ -17,7 +17,7 @@ import logging
 import math
 import sys
 
-from espnet_mtl.audio_dump import (OVERRUN_ACTIONS, OVERRUN_TOLERANCE_S, AudioError, dump_audio,
+from espnet_mtl.prep.audio_dump import (OVERRUN_ACTIONS, OVERRUN_TOLERANCE_S, AudioError, dump_audio,
                                    summarize_overruns)
 from espnet_mtl.fileio import TableError
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("make_demo_corpus")
     # Imported here so that --help stays fast.
     from espnet_mtl.demo.make_corpus import make_corpus
-    from espnet_mtl.locks import LockBusy
+    from espnet_mtl.runner.locks import LockBusy
 
     tgt_langs = [t.strip() for t in args.tgt_langs.split(",") if t.strip()]
     start = time.time()

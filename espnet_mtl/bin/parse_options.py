@@ -2,7 +2,7 @@
 
 import sys
 
-from espnet_mtl.options import main
+from espnet_mtl.runner.options import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,7 @@ import sys
 
 import yaml
 
-from espnet_mtl.path_inference import ASRPathTask, MTPathTask
+from espnet_mtl.inference.path_inference import ASRPathTask, MTPathTask
 
 USAGE = __doc__
 

@@ -7,7 +7,7 @@ and valid) from EXP_DIR/checkpoint.pth; works while training runs.
 import argparse
 import sys
 
-from espnet_mtl.training_curves import draw_training_curves
+from espnet_mtl.training.curves import draw_training_curves
 
 
 def main(argv=None):

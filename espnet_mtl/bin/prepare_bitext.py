@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from espnet_mtl.cli import run_main
+from espnet_mtl.runner.cli import run_main
 from espnet_mtl.corpora import prepare
 from espnet_mtl.corpora.bitext import BitextError, ReadStats
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from espnet_mtl.cli import run_main
+from espnet_mtl.runner.cli import run_main
 from espnet_mtl.corpora.covost2 import CoVoST2Error, check_pair, read_covost2_with_stats
 from espnet_mtl.corpora.writer import prepare_splits
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from espnet_mtl.cli import run_main
+from espnet_mtl.runner.cli import run_main
 from espnet_mtl.corpora.europarl_st import (DEFAULT_SPLITS, LANGS, EuroparlSTError, check_pair,
                                             check_split, pair_dir, read_europarl_st_with_stats)
 from espnet_mtl.corpora.writer import prepare_splits

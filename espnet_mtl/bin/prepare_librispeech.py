@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from espnet_mtl.cli import run_main
+from espnet_mtl.runner.cli import run_main
 from espnet_mtl.corpora import prepare
 from espnet_mtl.corpora.librispeech import LibriSpeechError
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from espnet_mtl.cli import run_main
+from espnet_mtl.runner.cli import run_main
 from espnet_mtl.corpora.must_c import TARGETS, MustCError, check_target, read_must_c_with_stats
 from espnet_mtl.corpora.writer import prepare_splits
 

@@ -17,9 +17,9 @@ import re
 import shlex
 import sys
 
-from espnet_mtl import slurm  # noqa: F401  (registers the slurm backend)
+from espnet_mtl.runner import slurm  # noqa: F401  (registers the slurm backend)
 from espnet_mtl.fileio import read_lines
-from espnet_mtl.jobs import BACKENDS, JobsFailed, JobsInterrupted, run_jobs
+from espnet_mtl.runner.jobs import BACKENDS, JobsFailed, JobsInterrupted, run_jobs
 
 JOB_SPEC = re.compile(r"^([A-Z][A-Z0-9_]*)=(\d+)(?::(\d+))?$")
 

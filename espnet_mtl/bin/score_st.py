@@ -9,7 +9,7 @@ import os
 import sys
 
 from espnet_mtl.fileio import TableError
-from espnet_mtl.scoring import (
+from espnet_mtl.inference.scoring import (
     ScoringError,
     remove_result,
     score_asr,

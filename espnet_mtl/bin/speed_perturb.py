@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from espnet_mtl.datadir import DataDirError
-from espnet_mtl.speed_perturb import speed_perturb
+from espnet_mtl.prep.datadir import DataDirError
+from espnet_mtl.prep.speed_perturb import speed_perturb
 
 
 def main(argv=None):

@@ -5,8 +5,8 @@ Same options as ESPnet's `espnet2.bin.st_train`, plus `--model`.
 
 import sys
 
-from espnet_mtl.experiment_guard import ExperimentMismatch
-from espnet_mtl.locks import LockBusy
+from espnet_mtl.training.experiment_guard import ExperimentMismatch
+from espnet_mtl.runner.locks import LockBusy
 from espnet_mtl.tasks.st import MTLSTTask
 
 

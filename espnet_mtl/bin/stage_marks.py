@@ -7,7 +7,7 @@
 import argparse
 import sys
 
-from espnet_mtl.stage_marks import StageError, done, start
+from espnet_mtl.runner.stage_marks import StageError, done, start
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""Submit a recipe's stages to Slurm as a chain of dependent jobs (see espnet_mtl.pipeline).
+"""Submit a recipe's stages to Slurm as a chain of dependent jobs (see espnet_mtl.runner.pipeline).
 
     python -m espnet_mtl.bin.submit_pipeline --recipe egs2/must_c/st1 --cpus 8 \\
         --gpu 4 --gpu_stages 11 -- --tgt_lang de --ngpu 4
@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from espnet_mtl.cli import run_main
-from espnet_mtl.pipeline import stage_overheads, submit_pipeline, wait_pipeline
-from espnet_mtl.slurm import SlurmError
+from espnet_mtl.runner.cli import run_main
+from espnet_mtl.runner.pipeline import stage_overheads, submit_pipeline, wait_pipeline
+from espnet_mtl.runner.slurm import SlurmError
 
 PROG = "submit_pipeline"
 
@@ -45,7 +45,7 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from espnet_mtl.recipes import ROOT
+    from espnet_mtl.runner.recipes import ROOT
 
     run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else args.run_args
     config = args.slurm_config

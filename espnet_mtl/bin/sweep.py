@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from espnet_mtl.jobs import JobsFailed
-from espnet_mtl.sweep import SweepError, run_point, run_sweep
+from espnet_mtl.runner.jobs import JobsFailed
+from espnet_mtl.runner.sweep import SweepError, run_point, run_sweep
 
 
 class _Parser(argparse.ArgumentParser):

@@ -4,7 +4,7 @@ import argparse
 import logging
 import sys
 
-from espnet_mtl.tokenizer import read_texts, train_sentencepiece
+from espnet_mtl.prep.tokenizer import read_texts, train_sentencepiece
 
 
 def main(argv=None):

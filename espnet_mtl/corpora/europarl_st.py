@@ -13,7 +13,7 @@ extra training data: read only when asked for).
 Speech ids contain dots (``en.20080924.31.3-243``), so file names are built
 by appending ``.m4a`` to the id, never with suffix-stripping path helpers.
 Segment times are start and end in seconds (not a duration).  A segment may
-end after its audio does: stage 3 (`espnet_mtl.audio_dump`), which knows
+end after its audio does: stage 3 (`espnet_mtl.prep.audio_dump`), which knows
 the audio's length, clamps it there within a tolerance (0.1 s) and drops it
 beyond, naming it in the stage's summary.
 

@@ -253,7 +253,7 @@ def read_speaker_genders(path: str | os.PathLike) -> dict[str, str]:
 def speaker_genders(root: str | os.PathLike, speakers: set[str]) -> dict[str, str] | None:
     """spk2gender for `speakers` from <root>/SPEAKERS.TXT, or None (absent, or a speaker missing).
 
-    Kaldi's validate_data_dir.sh and `espnet_mtl.datadir` want every speaker in
+    Kaldi's validate_data_dir.sh and `espnet_mtl.prep.datadir` want every speaker in
     spk2gender, so a list that misses some speakers is not written at all.
     """
     path = Path(root) / "SPEAKERS.TXT"

@@ -1,7 +1,7 @@
 """Stage 1 for auxiliary data: read a corpus and write its data dir, in one call.
 
 The library behind `bin/prepare_{librispeech,tedlium3,bitext}` and
-`espnet_mtl.aux_data`: each function takes the corpus location as arguments
+`espnet_mtl.prep.aux_data`: each function takes the corpus location as arguments
 (nothing from the environment), reads with the corpus reader, validates, and
 writes with `espnet_mtl.corpora.writer`. Errors are the reader's
 (`LibriSpeechError`, `TedliumError`, `BitextError`) or the writer's

@@ -38,9 +38,9 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
-from espnet_mtl.datadir import DataDirError
+from espnet_mtl.prep.datadir import DataDirError
 from espnet_mtl.fileio import write_table
-from espnet_mtl.text_norm import CASES, normalize_lines
+from espnet_mtl.prep.text_norm import CASES, normalize_lines
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def write_asr_data_dir(out_dir: str | os.PathLike, records: Iterable[ASRRecord],
     ``utt2spk``, ``spk2utt``, ``text.{tc,lc,lc.rm}.<lang>``, ``text`` (=
     ``text.tc.<lang>``) and, when `spk2gender` is given, ``spk2gender`` for the
     speakers used (each must be in it, with ``m`` or ``f``: Kaldi's checks and
-    `espnet_mtl.datadir` want every speaker in a ``spk2*`` table).
+    `espnet_mtl.prep.datadir` want every speaker in a ``spk2*`` table).
     """
     out_dir = Path(out_dir)
     records = list(records)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from espnet_mtl.demo import grammar
 from espnet_mtl.demo.espeak import SAMPLE_RATE, Voice, synthesize_batches
-from espnet_mtl.locks import hold_lock
+from espnet_mtl.runner.locks import hold_lock
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ choice is ESPnet's own model (`espnet`, the baseline). Other choices are our
 model classes; each builds itself from the parsed arguments through a
 `build_from_task_args(args, task)` classmethod, so new models need no change
 here beyond one registration line. Training data may add MT-only and
-ASR-only sources (`espnet_mtl.mixed_source`, `--train_mt_*` / `--train_asr_*`).
+ASR-only sources (`espnet_mtl.iterators.mixed_source`, `--train_mt_*` / `--train_asr_*`).
 
 Importing this module registers every class we add to ESPnet's choices
 (`espnet_mtl.registry`), so any process that builds a model through this task
@@ -24,13 +24,14 @@ from espnet2.tasks.st import STTask
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
 
-from espnet_mtl import mixed_source, registry
-from espnet_mtl.checkpoints import repair_interrupted_checkpoints
-from espnet_mtl.experiment_guard import check_resumable, own_experiment
+from espnet_mtl import registry
+from espnet_mtl.iterators import mixed_source
+from espnet_mtl.training.checkpoints import repair_interrupted_checkpoints
+from espnet_mtl.training.experiment_guard import check_resumable, own_experiment
 from espnet_mtl.training.probes import grad_conflict
 from espnet_mtl.training.strategies import build_strategy
 from espnet_mtl.training.trainer import MTLTrainer
-from espnet_mtl.training_curves import draw_training_curves
+from espnet_mtl.training.curves import draw_training_curves
 
 model_choices = ClassChoices(
     "model",

@@ -17,10 +17,10 @@
 # - one run at a time per output directory (a lock that dies with its holder;
 #   a second run is refused, naming the first one's pid and host);
 # - inputs must be marked complete (`.done`) and made from current inputs
-#   (espnet_mtl/stage_marks.py); outputs lose their mark when the stage starts
+#   (espnet_mtl/runner/stage_marks.py); outputs lose their mark when the stage starts
 #   and get it back, with the inputs' stamps, when it ends;
 # - every Python process it starts stops when this script dies, however it
-#   dies (SIGKILL and closed terminals included; espnet_mtl/lifetime.py).
+#   dies (SIGKILL and closed terminals included; espnet_mtl/runner/lifetime.py).
 set -euo pipefail
 
 log() {
@@ -29,7 +29,7 @@ log() {
 }
 min() { local a b; a=$1; for b in "$@"; do [ "$b" -lt "$a" ] && a=$b; done; echo "$a"; }
 SECONDS=0
-# Our CLIs die with this driver (espnet_mtl.lifetime), on this host only.
+# Our CLIs die with this driver (espnet_mtl.runner.lifetime), on this host only.
 export ESPNET_MTL_DRIVER="${HOSTNAME:-$(uname -n)}:$$"
 
 help_message="Usage: $0 --train_set <train_set_name> --valid_set <valid_set_name> --test_sets <test_set_names> --src_lang en --tgt_lang de [options]"
@@ -55,7 +55,7 @@ python=python3         # Specify python to execute espnet commands.
 # Data preparation related
 local_data_opts=       # The options given to local/data.sh.
 
-# Auxiliary data for multi-task models (model mtl_st; espnet_mtl/aux_data.py).
+# Auxiliary data for multi-task models (model mtl_st; espnet_mtl/prep/aux_data.py).
 # Prepared at stage 1 into data/aux_asr and data/aux_mt, formatted and
 # filtered at stages 3-4 (not speed-perturbed), shape files at stage 10, and
 # mixed into the training batches at stage 11.
@@ -128,7 +128,7 @@ src_bpe_train_text=    # Text file path of bpe training set for source language.
 tgt_bpe_train_text=    # Text file path of bpe training set for target language.
 
 
-# Numeric and enumerated options, checked before any stage runs (forms: espnet_mtl/options.py).
+# Numeric and enumerated options, checked before any stage runs (forms: espnet_mtl/runner/options.py).
 _option_rules="stage=int:1..13 stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1.. nj=int:1..
     inference_nj=int:1.. feats_type=raw|fbank audio_format=flac|wav fs=rate n_mels=int:1..
     min_wav_duration=float:0.. max_wav_duration=float:0.. segment_overrun_tolerance=float:0..
@@ -187,7 +187,7 @@ fi
 src_token_list=${src_bpedir}/tokens.txt
 tgt_token_list=${tgt_bpedir}/tokens.txt
 # st_tag, st_exp, st_stats_dir and inference_tag (the ones not given as options), by
-# ESPnet's rule: espnet_mtl.options.st_names, which the tools that find a run's outputs
+# ESPnet's rule: espnet_mtl.runner.options.st_names, which the tools that find a run's outputs
 # (the sweep) call too.
 _names=()
 for _name in expdir st_tag st_exp st_stats_dir st_config st_args feats_type src_lang tgt_lang \
@@ -262,7 +262,7 @@ format_dir() {
 }
 _aux_dump=()  # auxiliary sets after stage 4
 for _kind in ${_aux_kinds}; do _aux_dump+=("${data_feats}/aux_${_kind}"); done
-# How stages 10 and 11 name them (espnet_mtl.aux_data.DriverLayout).
+# How stages 10 and 11 name them (espnet_mtl.prep.aux_data.DriverLayout).
 _aux_layout=(--kinds="${_aux_kinds}" --data_feats="${data_feats}" --stats_dir="${st_stats_dir}"
     --src_text_name="${src_text_name}" --tgt_text_name="${tgt_text_name}"
     --src_token_type="${src_token_type}" --tgt_token_type="${tgt_token_type}")
@@ -469,7 +469,7 @@ if run_stage 11; then
     elif [ "${ngpu}" -gt 1 ]; then
         _dist_opts=(--multiprocessing_distributed true)
     fi
-    # Auxiliary sets (espnet_mtl.aux_data.train_args): their data and shape files, mixing.
+    # Auxiliary sets (espnet_mtl.prep.aux_data.train_args): their data and shape files, mixing.
     _aux_opts=()
     if [ -n "${_aux_kinds}" ]; then
         _aux_out=$(${python} -m espnet_mtl.bin.aux_data train_args "${_aux_layout[@]}" \

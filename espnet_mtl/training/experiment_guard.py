@@ -1,6 +1,6 @@
 """One trainer per experiment directory, and no resuming into a different model.
 
-- `own_experiment(output_dir)`: an exclusive lock (`espnet_mtl.locks`) on
+- `own_experiment(output_dir)`: an exclusive lock (`espnet_mtl.runner.locks`) on
   `<output_dir>/.trainer.lock` for the whole training run. A second trainer
   in the same directory (an orphan of a killed driver still running, a rerun
   of stage 11 in another terminal, a second Slurm job) is refused at start
@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from espnet_mtl.fileio import read_lines
-from espnet_mtl.locks import hold_lock
+from espnet_mtl.runner.locks import hold_lock
 
 # What a checkpoint's meaning depends on: the vocabularies and the network.
 # Optimiser, schedule, batch and epoch options may change on resume.

@@ -3,7 +3,7 @@
 A sweep expands a grid of `model_conf` coefficients (e.g. consistency_weight,
 rdrop_weight, mt_weight) into points, writes one complete training config per
 point, runs the recipe's stage 10 (collect stats) once and then stages 11-13
-for every point as one JOB array (`espnet_mtl.jobs.run_jobs`), and collects
+for every point as one JOB array (`espnet_mtl.runner.jobs.run_jobs`), and collects
 BLEU / chrF into a table and a plot of BLEU against each coefficient and
 against a linear combination R = sum_k w_k * coef_k.
 
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from espnet_mtl.jobs import run_jobs
-from espnet_mtl.options import st_exp_dir
+from espnet_mtl.runner.jobs import run_jobs
+from espnet_mtl.runner.options import st_exp_dir
 
 
 class SweepError(ValueError):

@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from espnet_mtl.jobs import Resources
-from espnet_mtl.slurm import SlurmConfig, SlurmError, explain_refusal, slurm_tool
+from espnet_mtl.runner.jobs import Resources
+from espnet_mtl.runner.slurm import SlurmConfig, SlurmError, explain_refusal, slurm_tool
 
 DEFAULT_GROUPS = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 9), (10, 10), (11, 11),
                   (12, 12), (13, 13))

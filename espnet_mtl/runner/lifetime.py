@@ -108,7 +108,7 @@ class TaskGuard:
         env = {k: v for k, v in os.environ.items() if k != DRIVER_ENV}  # it must outlive us
         self._lock = threading.Lock()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "espnet_mtl.lifetime"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "espnet_mtl.runner.lifetime"], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, env=env, start_new_session=True, text=True)
 
     def _send(self, line: str) -> None:

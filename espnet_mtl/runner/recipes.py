@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE_FILES = ("run.sh", "cmd.sh", "db.sh", "recipe_options.sh", "conf", "local")
 
 

@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from espnet_mtl.datadir import DataDirError
+from espnet_mtl.prep.datadir import DataDirError
 from espnet_mtl.fileio import TableError
 
 

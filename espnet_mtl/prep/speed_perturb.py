@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from espnet_mtl.datadir import combine_data_dirs, copy_data_dir
+from espnet_mtl.prep.datadir import combine_data_dirs, copy_data_dir
 from espnet_mtl.fileio import read_table, write_table
 
 

@@ -25,7 +25,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from espnet_mtl.lifetime import TaskGuard, kill_process_groups
+from espnet_mtl.runner.lifetime import TaskGuard, kill_process_groups
 
 TAIL_LINES = 20
 

@@ -43,10 +43,10 @@ from espnet_mtl.corpora.bitext import BitextError
 from espnet_mtl.corpora.librispeech import LibriSpeechError
 from espnet_mtl.corpora.tedlium3 import TedliumError
 from espnet_mtl.corpora.writer import write_tables
-from espnet_mtl.datadir import DataDirError, combine_data_dirs, validate_data_dir
+from espnet_mtl.prep.datadir import DataDirError, combine_data_dirs, validate_data_dir
 from espnet_mtl.fileio import TableError, read_table, write_table
-from espnet_mtl.st_stats import count_lines
-from espnet_mtl.text_norm import CASES
+from espnet_mtl.prep.st_stats import count_lines
+from espnet_mtl.prep.text_norm import CASES
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from espnet_mtl.jobs import Backend, Resources, Task, register_backend
+from espnet_mtl.runner.jobs import Backend, Resources, Task, register_backend
 
 POLL_S = (0.2, 0.5, 1.0, 2.0)  # squeue polling interval, growing while a job runs
 _FOOTER = re.compile(r"^# Ended \(code (\d+)\)", re.M)

@@ -57,7 +57,7 @@ def score_st(hyp_file: str | os.PathLike, ref_file: str | os.PathLike, tgt_lang:
     """Score one test set; returns the result dict written to result.json."""
     from sacrebleu.metrics import BLEU, CHRF, TER
 
-    from espnet_mtl import text_norm
+    from espnet_mtl.prep import text_norm
 
     keys, hyps, refs = _aligned(str(hyp_file), str(ref_file))
     hyps = [detokenize(h, tgt_lang, moses_detok) for h in hyps]

@@ -1,0 +1,1 @@
+"""Decoding helpers: path inference (MT / ASR paths of a multi-task model), scoring."""

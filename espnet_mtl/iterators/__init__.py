@@ -1,0 +1,2 @@
+"""Training data iterators: mixed-source sampling and datasets (asks the model which
+sources it consumes; never imports a model)."""
