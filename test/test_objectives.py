@@ -113,51 +113,15 @@ def test_checkpoints_from_before_the_adapter_load(tmp_path, monkeypatch):
     assert torch.equal(fresh.adapter.proj.weight, model.adapter.proj.weight)
 
 
-def test_specaugment_once_then_double(tmp_path, monkeypatch):
-    """R-drop's two copies differ by dropout only: with every dropout off, the R-drop
-    term is 0 even with SpecAugment on (it is drawn once, then the batch is doubled)."""
-    import yaml as _yaml
-
-    from test_mtl_st_model import NO_DROPOUT_DEC, NO_DROPOUT_ENC, _conf
-
-    conf = _conf({**ALL_OFF, "rdrop_weight": 3.0}, encoder_conf=NO_DROPOUT_ENC,
-                 decoder_conf=NO_DROPOUT_DEC, textual=NO_DROPOUT_ENC)
-    conf.update(specaug="specaug", specaug_conf={
-        "apply_time_warp": False, "apply_freq_mask": True, "freq_mask_width_range": [1, 3],
-        "num_freq_mask": 2, "apply_time_mask": True, "time_mask_width_range": [2, 5],
-        "num_time_mask": 2})
-    (tmp_path / "conf.yaml").write_text(_yaml.safe_dump(conf))
+def _build_conf(d, monkeypatch, conf):
+    """Any task model from a full config dict (written to d/conf.yaml)."""
     import sys
+
+    import yaml as _yaml
 
     from espnet_mtl.tasks.st import MTLSTTask
     from test_mtl_st_model import SRC, TGT
 
-    (tmp_path / "tgt.txt").write_text("\n".join(TGT) + "\n")
-    (tmp_path / "src.txt").write_text("\n".join(SRC) + "\n")
-    monkeypatch.setattr(sys, "argv", ["st_train"])
-    args = MTLSTTask.get_parser().parse_args(
-        ["--config", str(tmp_path / "conf.yaml"), "--token_list", str(tmp_path / "tgt.txt"),
-         "--src_token_list", str(tmp_path / "src.txt")])
-    model = MTLSTTask.build_model(args)
-    assert model.specaug is not None
-    model.train()
-    torch.manual_seed(0)
-    _, stats, _ = model(**_batch())
-    assert abs(float(stats["loss_rd"])) < 1e-6
-
-
-def _espnet_model(tmp_path, monkeypatch, model_conf):
-    import sys
-    import yaml as _yaml
-
-    from espnet2.st.espnet_model import ESPnetSTModel
-    from espnet_mtl.tasks.st import MTLSTTask
-    from test_mtl_st_model import NO_DROPOUT_DEC, NO_DROPOUT_ENC, SRC, TGT, _conf
-
-    conf = _conf({}, encoder_conf=NO_DROPOUT_ENC, decoder_conf=NO_DROPOUT_DEC)
-    conf.update(model="espnet", model_conf=model_conf)
-    del conf["extra_asr_decoder"], conf["extra_asr_decoder_conf"]
-    d = tmp_path / "espnet"
     d.mkdir(exist_ok=True)
     (d / "conf.yaml").write_text(_yaml.safe_dump(conf))
     (d / "tgt.txt").write_text("\n".join(TGT) + "\n")
@@ -166,7 +130,36 @@ def _espnet_model(tmp_path, monkeypatch, model_conf):
     args = MTLSTTask.get_parser().parse_args(
         ["--config", str(d / "conf.yaml"), "--token_list", str(d / "tgt.txt"),
          "--src_token_list", str(d / "src.txt")])
-    model = MTLSTTask.build_model(args)
+    return MTLSTTask.build_model(args)
+
+
+def test_specaugment_once_then_double(tmp_path, monkeypatch):
+    """R-drop's two copies differ by dropout only: with every dropout off, the R-drop
+    term is 0 even with SpecAugment on (it is drawn once, then the batch is doubled)."""
+    from test_mtl_st_model import NO_DROPOUT_DEC, NO_DROPOUT_ENC, _conf
+
+    conf = _conf({**ALL_OFF, "rdrop_weight": 3.0}, encoder_conf=NO_DROPOUT_ENC,
+                 decoder_conf=NO_DROPOUT_DEC, textual=NO_DROPOUT_ENC)
+    conf.update(specaug="specaug", specaug_conf={
+        "apply_time_warp": False, "apply_freq_mask": True, "freq_mask_width_range": [1, 3],
+        "num_freq_mask": 2, "apply_time_mask": True, "time_mask_width_range": [2, 5],
+        "num_time_mask": 2})
+    model = _build_conf(tmp_path, monkeypatch, conf)
+    assert model.specaug is not None
+    model.train()
+    torch.manual_seed(0)
+    _, stats, _ = model(**_batch())
+    assert abs(float(stats["loss_rd"])) < 1e-6
+
+
+def _espnet_model(tmp_path, monkeypatch, model_conf):
+    from espnet2.st.espnet_model import ESPnetSTModel
+    from test_mtl_st_model import NO_DROPOUT_DEC, NO_DROPOUT_ENC, _conf
+
+    conf = _conf({}, encoder_conf=NO_DROPOUT_ENC, decoder_conf=NO_DROPOUT_DEC)
+    conf.update(model="espnet", model_conf=model_conf)
+    del conf["extra_asr_decoder"], conf["extra_asr_decoder_conf"]
+    model = _build_conf(tmp_path / "espnet", monkeypatch, conf)
     assert type(model) is ESPnetSTModel
     return model
 

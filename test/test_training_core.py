@@ -259,3 +259,47 @@ def test_validation_skips_rdrop_doubling_and_the_mt_pass(tmp_path, monkeypatch):
     model.train()
     model(**ref._batch())
     assert seen == {"encoder_rows": [4], "decoder": 2, "mt_embed": 1}
+
+
+def _ddp_worker(rank, world, init_file, result_file):
+    """Rank `rank` of a 2-process gloo group: per-objective gradients are averaged across
+    ranks, and the surrogate through DDP leaves the averaged combined gradient in .grad."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}",
+                                         rank=rank, world_size=world)
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    ddp = torch.nn.parallel.DistributedDataParallel(net)
+    data = [torch.randn(4, 3, generator=torch.Generator().manual_seed(10 + r))
+            for r in range(world)]
+
+    def losses(module, x):
+        y = module(x)
+        return {"a": y[:, 0].pow(2).sum(), "b": y[:, 1].sin().sum()}
+
+    params = list(net.parameters())
+    got = gradients.objective_gradients(losses(ddp, data[rank]), params)
+    combined = gradients.weighted_sum(got, {"a": 1.0, "b": 0.5})
+    gradients.surrogate_loss(params, combined).backward()
+    # expected: each rank's gradients computed alone, averaged
+    ref_net = torch.nn.Linear(3, 2)
+    ref_net.load_state_dict(net.state_dict())
+    expect = {}
+    for name in ("a", "b"):
+        per_rank = [torch.autograd.grad(losses(ref_net, x)[name], list(ref_net.parameters()))
+                    for x in data]
+        expect[name] = [sum(g[j] for g in per_rank) / world for j in range(len(params))]
+    ok = all(torch.allclose(got[n][j], expect[n][j], atol=1e-6)
+             for n in ("a", "b") for j in range(len(params)))
+    ok_grad = all(torch.allclose(p.grad, expect["a"][j] + 0.5 * expect["b"][j], atol=1e-6)
+                  for j, p in enumerate(params))
+    if rank == 0:
+        Path(result_file).write_text(json.dumps({"per_objective": ok, "dot_grad": ok_grad}))
+    torch.distributed.destroy_process_group()
+
+
+def test_objective_gradients_are_averaged_across_ddp_ranks(tmp_path):
+    import torch.multiprocessing as mp
+
+    result = tmp_path / "result.json"
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(result)), nprocs=2, join=True)
+    assert json.loads(result.read_text()) == {"per_objective": True, "dot_grad": True}

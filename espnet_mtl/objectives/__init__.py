@@ -20,6 +20,7 @@ seven seed-001 objectives (st_ce at 1.0, asr_ctc at 0.3, the rest at 0).
 
 from __future__ import annotations
 
+import functools
 from typing import Dict, Optional, Tuple
 
 from espnet_mtl import registry
@@ -37,6 +38,7 @@ __all__ = ["Objective", "ObjectiveContext", "ObjectiveError", "PassOutput",
 LEGACY_DEFAULTS = {"st_ce": 1.0, "asr_ctc": 0.3}
 
 
+@functools.lru_cache(maxsize=None)
 def legacy_keys() -> Dict[str, Tuple[str, str]]:
     """Flat model_conf key -> (objective, "weight" or option name)."""
     keys = {}
@@ -52,7 +54,7 @@ def legacy_keys() -> Dict[str, Tuple[str, str]]:
 def resolve(objectives: Optional[dict], legacy: Dict[str, object]) -> Dict[str, dict]:
     """Config -> {objective name: {"weight": w, **options}}, every listed objective."""
     given = {k: v for k, v in legacy.items() if v is not None}
-    table = legacy_keys()
+    table = dict(legacy_keys())
     if objectives is not None:
         if given:
             raise ObjectiveError(
