@@ -88,11 +88,14 @@ _LAYER = re.compile(r"\.(encoders|decoders)\.(\d+)\.")
 
 
 def layer_of(name: str) -> str:
-    """'encoder.encoders.3.self_attn.linear_q.weight' -> 'encoder.3'; others -> first two parts."""
-    m = _LAYER.search(name)
+    """A parameter's layer: 'encoder.encoders.3.self_attn.linear_q.weight' -> 'encoder.3',
+    'textual_encoder.encoder.encoders.0.x' -> 'textual_encoder.0', others -> the first
+    two parts ('decoder.output_layer')."""
+    # the textual encoder wraps ESPnet's encoder as `.encoder`: not a level of its own
+    name = name.replace("textual_encoder.encoder.", "textual_encoder.", 1)
     top = name.split(".", 1)[0]
+    m = _LAYER.search(name)
     if m:
-        inner = name[: m.start()].split(".")
-        return ".".join(inner[:-1] + [m.group(2)]) if len(inner) > 1 else f"{top}.{m.group(2)}"
+        return f"{top}.{m.group(2)}"
     parts = name.split(".")
     return ".".join(parts[:2]) if len(parts) > 2 else top

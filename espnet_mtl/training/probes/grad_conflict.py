@@ -149,11 +149,14 @@ def plot(csv_path, out_dir=None) -> List[Path]:
             if acc.get((layer, obj)):
                 grid[i, j] = float(np.mean(acc[(layer, obj)]))
     paths = [out_dir / "grad_conflict_layers.png", out_dir / "grad_conflict_training.png"]
+    cmap = plt.get_cmap("RdBu").copy()
+    cmap.set_bad("lightgray")  # the objective does not reach these parameters
     fig, ax = plt.subplots(figsize=(2 + 1.2 * len(objectives), 1 + 0.28 * len(layers)))
-    im = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1, vmax=1, aspect="auto")
     ax.set_xticks(range(len(objectives)), objectives, rotation=30, ha="right")
     ax.set_yticks(range(len(layers)), layers, fontsize=7)
-    ax.set_title("cos(grad ST, grad aux) per layer, mean over probes")
+    ax.set_title("cos(grad ST, grad aux) per layer, mean over probes\n(gray: not reached)",
+                 fontsize=10)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     fig.savefig(paths[0], dpi=110)
@@ -162,17 +165,17 @@ def plot(csv_path, out_dir=None) -> List[Path]:
     module_rows = [r for r in rows if r["scope"] == "module"]
     modules = list(dict.fromkeys(r["name"] for r in module_rows))
     steps = sorted({r["step"] for r in module_rows})
-    fig, axes = plt.subplots(len(modules), 1, figsize=(max(6, 0.25 * len(steps) + 3),
-                                                       1.2 + 1.1 * len(modules) * max(1, len(objectives)) / 2),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(modules), 1, squeeze=False, layout="constrained",
+                             figsize=(max(6, 0.25 * len(steps) + 3),
+                                      1.0 + len(modules) * (0.6 + 0.3 * len(objectives))))
     for ax, module in zip(axes[:, 0], modules):
         grid = np.full((len(objectives), len(steps)), np.nan)
         for r in module_rows:
             if r["name"] == module:
                 grid[objectives.index(r["objective"]), steps.index(r["step"])] = r["cosine"]
-        im = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1, vmax=1, aspect="auto")
         ax.set_yticks(range(len(objectives)), objectives, fontsize=7)
-        ax.set_title(module, fontsize=9)
+        ax.set_title(f"{module}: cos(grad ST, grad aux) (gray: not reached)", fontsize=9)
         ticks = list(range(0, len(steps), max(1, len(steps) // 10)))
         ax.set_xticks(ticks, [str(steps[t]) for t in ticks], fontsize=7)
     axes[-1, 0].set_xlabel("update")
