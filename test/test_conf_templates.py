@@ -273,3 +273,15 @@ def test_each_row_builds_at_demo_size(row, tmp_path, monkeypatch):
     assert (model.mt_embed is not None) == has_mt
     assert model.consistency_type == row_conf["consistency_type"]
     assert model.rdrop_weight == row_conf["rdrop_weight"]
+
+
+@pytest.mark.parametrize("row", ["E0", "E1", "E2", "E3", "E4", "E5", "E6"])
+def test_ablation_chain_configs_build(row, tmp_path, monkeypatch):
+    """Issue 13's chain on the full demo: each row builds with the objectives it names."""
+    path = DEMO_CONF / "tuning" / "chain" / f"{row}.yaml"
+    args = _parse(path, tmp_path, monkeypatch)
+    model = MTLSTTask.build_model(args)
+    expected = set(_yaml(path)["model_conf"]["objectives"])
+    assert set(model.objectives) == expected
+    assert model.textual_encoder.num_blocks == (0 if row == "E0" else 2)
+    assert type(model.strategy).__name__ == ("WeightSchedule" if row == "E5" else "StaticWeights")
