@@ -10,6 +10,7 @@ import argparse
 
 from espnet2.asr.ctc import CTC
 
+from espnet_mtl import registry
 from espnet_mtl.fileio import read_lines
 from espnet_mtl.modules.textual_encoder import merge_textual_conf
 
@@ -49,7 +50,7 @@ def build_mtl_st(cls, args: argparse.Namespace):
     if unknown:
         raise ValueError(f"unknown model_conf keys for model mtl_st: {sorted(unknown)}")
     heads = {h for name in cls.objectives_on(model_conf)
-             for h in _objective_class(name).heads}
+             for h in registry.get("objective", name).heads}
 
     # 1. frontend / specaug / normalize / preencoder
     if getattr(args, "input_size", None) is None:
@@ -106,8 +107,3 @@ def build_mtl_st(cls, args: argparse.Namespace):
         initialize(model, args.init)
     return model
 
-
-def _objective_class(name):
-    from espnet_mtl import registry
-
-    return registry.get("objective", name)

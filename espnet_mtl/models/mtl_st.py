@@ -184,11 +184,15 @@ class MTLSTModel(AbsESPnetModel):
         self._listed = objective_table.resolve(objectives, flat)
         #: the configured weight of every listed objective (0 = off: not built)
         self.objective_weights = {n: spec["weight"] for n, spec in self._listed.items()}
+        self._listed_classes = {n: objective_table.registry.get("objective", n)
+                                for n in self._listed}
         self.objectives = objective_table.build(self._listed, ObjectiveContext(
             ignore_id=ignore_id, vocab_size=vocab_size, src_vocab_size=src_vocab_size,
             lsm_weight=lsm_weight, length_normalized=self.length_normalized_loss))
         _check_needs(self.objectives)
         self.passes = _passes_of(self.objectives)
+        self._validation_passes = _passes_of(
+            {n: o for n, o in self.objectives.items() if not o.train_only})
         self.speech_copies = max([o.speech_copies for o in self.objectives.values()] or [1])
         #: set by the trainer during validation: objectives marked `train_only` (the MT
         #: path, consistency, R-drop) are pure overhead there and are skipped
@@ -470,9 +474,9 @@ class MTLSTModel(AbsESPnetModel):
             return self.objectives
         return {n: o for n, o in self.objectives.items() if not o.train_only}
 
-    def compute_passes(self, b: dict, active: dict) -> Dict[str, PassOutput]:
+    def compute_passes(self, b: dict) -> Dict[str, PassOutput]:
         """Every pass the active objectives read, over the rows that carry its fields."""
-        passes = _passes_of(active)
+        passes = self._validation_passes if self.validating else self.passes
         covers = {}
         for name in passes:
             covers[name] = b["has"][PASS_FIELDS[name][0]]
@@ -542,7 +546,7 @@ class MTLSTModel(AbsESPnetModel):
         """
         b = self._batch(speech, speech_lengths, text, text_lengths, src_text, src_text_lengths)
         active = self.active_objectives()
-        out = self.compute_passes(b, active)
+        out = self.compute_passes(b)
         losses, stats = {}, {}
         for name, objective in active.items():
             losses[name], metrics = objective(out, self)
@@ -573,8 +577,7 @@ class MTLSTModel(AbsESPnetModel):
     def _loss_stats(self, losses) -> dict:
         """Every listed objective's stats key: 0 when off, None when no row fed it."""
         stats = {}
-        for name, weight in self.objective_weights.items():
-            cls = objective_table.registry.get("objective", name)
+        for name, cls in self._listed_classes.items():
             if name not in self.objectives:
                 stats[cls.stat] = torch.zeros(())
             else:
