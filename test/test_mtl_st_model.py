@@ -318,3 +318,23 @@ def test_identity_textual_encoder_encode_api_and_token_normalisation(tmp_path, m
         assert mt.shape == (2, 4, 16) and mt_lens.tolist() == [4, 2]
         loss, stats, _ = model(**batch)
     assert torch.isfinite(loss).all() and float(stats["loss_cr"]) > 0
+
+
+def test_mt_input_norm_puts_the_mt_path_at_the_speech_path_scale(tmp_path, monkeypatch):
+    """Issue 13: the MT embeddings enter the shared layers sqrt(d) larger than the
+    layer-normalised acoustic encoder output unless `mt_input_norm` is on."""
+    batch = _batch()
+    scales = {}
+    for norm in (False, True):
+        conf = {**ALL_ON, "rdrop_weight": 0.0, "mt_input_norm": norm}
+        model = _build(tmp_path, monkeypatch, conf, textual={"num_blocks": 0, "output_size": None})
+        model.eval()
+        with torch.no_grad():
+            mt, _ = model.encode_text(batch["src_text"], batch["src_text_lengths"])
+            speech, _ = model.encode(batch["speech"], batch["speech_lengths"])
+        scales[norm] = float(mt[0].std()) / float(speech[0].std())
+        names = {n for n, _ in model.named_parameters()}
+        # off by default: the parameters (and old checkpoints) are unchanged
+        assert ("mt_input_norm.weight" in names) == norm
+    assert scales[False] > 2.0  # sqrt(16) = 4 times N(0, 1) embeddings
+    assert 0.5 < scales[True] < 2.0

@@ -1,7 +1,8 @@
 """The grid sweep tool (espnet_mtl.runner.sweep, python -m espnet_mtl.bin.sweep).
 
 Unit tests on fabricated results, and one real sweep of two points over the
-demo recipe (tiny corpus, one epoch each) through the driver's stages 10-13.
+demo recipe (tiny corpus, one epoch each) through the driver's stages 10-13;
+a sweep over a stand-in recipe as one Slurm array job on the local cluster.
 """
 
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import slurm_cluster
 from espnet_mtl.runner import sweep
 from espnet_mtl.bin.sweep import main
 from espnet_mtl.runner.recipes import ROOT, copy_recipe
@@ -182,13 +184,18 @@ echo "{\\"bleu\\": $bleu, \\"chrf\\": 40.0}" > $d/result.json
 """
 
 
-def test_failed_point_fails_the_sweep_after_the_others_and_a_rerun_resumes(tmp_path, capsys,
-                                                                          monkeypatch):
+def fake_recipe(tmp_path: Path, run_sh: str) -> Path:
     recipe = tmp_path / "recipe"
     (recipe / "conf").mkdir(parents=True)
     (recipe / "conf" / "base.yaml").write_text(BASE.read_text())
-    (recipe / "run.sh").write_text(FAKE_RUN)
+    (recipe / "run.sh").write_text(run_sh)
     (recipe / "run.sh").chmod(0o755)
+    return recipe
+
+
+def test_failed_point_fails_the_sweep_after_the_others_and_a_rerun_resumes(tmp_path, capsys,
+                                                                          monkeypatch):
+    recipe = fake_recipe(tmp_path, FAKE_RUN)
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent), prepend=":")
     monkeypatch.setenv("FAIL_TAGS", "sweep_f_mw0.5")
     args = ["--recipe", str(recipe), "--base_config", "conf/base.yaml",
@@ -215,3 +222,111 @@ def test_failed_point_fails_the_sweep_after_the_others_and_a_rerun_resumes(tmp_p
     assert [r.split("\t")[5] for r in rows] == ["10", "12.5", "15"]
     assert main(args + ["--collect_only"]) == 0
     assert len((recipe / "calls.txt").read_text().splitlines()) == 6
+
+
+# ------------------------------------------------------------------------------ backends
+
+TEMPLATE_SLURM = ROOT / "egs2" / "TEMPLATE" / "st1" / "conf" / "slurm.yaml"
+
+
+def test_backend_follows_cmd_backend_unless_the_option_says_otherwise(tmp_path, monkeypatch,
+                                                                      capsys):
+    recipe = fake_recipe(tmp_path, "#!/bin/sh\n")
+    calls = []
+    monkeypatch.setattr(sweep, "run_jobs",
+                        lambda command, log, **kw: calls.append((command[0], kw)))
+    monkeypatch.delenv("slurm_config", raising=False)
+    args = ["--recipe", str(recipe), "--base_config", "conf/base.yaml", "--grid", "mt_weight=0,1",
+            "--name", "b"]
+
+    def sweep_with(*extra):
+        calls.clear()
+        assert main(args + list(extra)) == 0, capsys.readouterr().err
+        (stats, stats_kw), (points, kw) = calls
+        return stats, stats_kw, points, kw
+
+    monkeypatch.setenv("cmd_backend", "slurm")
+    stats, stats_kw, points, kw = sweep_with("--run_args", "--ngpu 2")
+    # The points: one Slurm array, GPUs = the training's --ngpu, nothing nested.
+    assert kw["backend"] == "slurm" and kw["job_range"] == (1, 2) and kw["max_parallel"] is None
+    assert kw["resources"] == {"gpu": 2, "num_threads": 1}
+    assert kw["backend_config"] == str(TEMPLATE_SLURM)
+    assert " && cmd_backend=local " in points and "--run_point JOB" in points
+    # Stage 10 runs here; its run.sh sends its own tasks to Slurm.
+    assert stats_kw.get("backend", "local") == "local"
+    assert f"cmd_backend=slurm slurm_config={TEMPLATE_SLURM} ./run.sh" in stats
+    # st.sh's default of one GPU; the recipe's conf/slurm.yaml, then $slurm_config, as cmd.sh.
+    (recipe / "conf" / "slurm.yaml").write_text("partition: cpu\n")
+    _, _, _, kw = sweep_with("--max_parallel", "1")
+    assert kw["resources"]["gpu"] == 1 and kw["max_parallel"] == 1
+    assert kw["backend_config"] == str(recipe / "conf" / "slurm.yaml")
+    (recipe / "conf" / "mine.yaml").write_text("partition: cpu\n")
+    monkeypatch.setenv("slurm_config", "conf/mine.yaml")
+    assert sweep_with()[3]["backend_config"] == str(recipe / "conf" / "mine.yaml")
+    # --backend wins over the environment; locally one point at a time by default.
+    stats, _, points, kw = sweep_with("--backend", "local")
+    assert kw["backend"] == "local" and kw["max_parallel"] == 1 and "gpu" not in kw["resources"]
+    assert "cmd_backend=local slurm_config=" in stats and "cmd_backend=local " in points
+    monkeypatch.delenv("cmd_backend")
+    assert sweep_with()[3]["backend"] == "local"
+    monkeypatch.setenv("cmd_backend", "sge")
+    assert main(args) == 1
+    assert "unknown backend 'sge'; known: local, slurm" in capsys.readouterr().err
+
+
+# The stand-in recipe for Slurm: sources the real cmd.sh (so the backend its
+# stages would use is what cmd.sh makes of the environment) and records it,
+# with the array job and task it runs in; fails while fail_<st_tag> exists.
+SLURM_RUN = """#!/usr/bin/env bash
+set -eu
+stage=; tag=stats
+while [ $# -gt 0 ]; do case $1 in --stage) stage=$2;; --st_tag) tag=$2;; esac; shift; done
+. {cmd_sh}
+read -r _ _ _ _ train_backend _ <<< "$train_cmd"
+echo "$stage $tag $train_backend ${{SLURM_ARRAY_JOB_ID:-none}} ${{SLURM_ARRAY_TASK_ID:-none}}" \\
+    >> calls.txt
+[ "$stage" = 10 ] && exit 0
+[ -e "fail_$tag" ] && {{ echo "training $tag blew up" >&2; exit 3; }}
+d=exp/st_$tag/decode/tst/score_bleu; mkdir -p $d
+echo '{{"bleu": 20.0, "chrf": 40.0}}' > $d/result.json
+""".format(cmd_sh=ROOT / "egs2" / "TEMPLATE" / "st1" / "cmd.sh")
+
+
+def test_sweep_on_slurm_is_one_array_job_and_resumes(tmp_path, capsys, monkeypatch):
+    slurm_cluster.cluster()
+    recipe = fake_recipe(tmp_path, SLURM_RUN)
+    monkeypatch.setenv("cmd_backend", "slurm")
+    monkeypatch.delenv("slurm_config", raising=False)
+    args = ["--recipe", str(recipe), "--base_config", "conf/base.yaml",
+            "--grid", "mt_weight=0,0.5,1"]
+    # By default each task asks for st.sh's one GPU: the GPU-less cluster refuses it.
+    assert main(args + ["--name", "g"]) == 1
+    err = capsys.readouterr().err
+    assert "sbatch refused the job" in err and "--gres=gpu:1 (from --gpu 1)" in err
+
+    args += ["--name", "s", "--run_args", "--ngpu 0"]
+    (recipe / "fail_sweep_s_mw0.5").touch()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    sdir = recipe / "exp" / "sweep_s"
+    assert "1 of 3 task(s) failed" in err and f"{sdir}/logs/point.2.log (code 3)" in err
+    assert "training sweep_s_mw0.5 blew up" in err
+    calls = [line.split() for line in (recipe / "calls.txt").read_text().splitlines()]
+    assert calls[1][:3] == ["10", "stats", "slurm"] and calls[1][3:] == ["none", "none"]
+    points = sorted(calls[2:])
+    assert [c[1] for c in points] == ["sweep_s_mw0", "sweep_s_mw0.5", "sweep_s_mw1"]
+    assert all(c[2] == "local" for c in points)  # no nested jobs from inside a task
+    assert len({c[3] for c in points}) == 1 and points[0][3] != "none"  # one array job
+    assert sorted(c[4] for c in points) == ["1", "2", "3"]
+    text = (sdir / "RESULTS.md").read_text()
+    assert "| mw0 |" in text and "| mw1 |" in text and "- mw0.5: missing" in text
+
+    (recipe / "fail_sweep_s_mw0.5").unlink()
+    assert main(args) == 0, capsys.readouterr().err
+    calls = [line.split() for line in (recipe / "calls.txt").read_text().splitlines()[5:]]
+    assert [c[:3] for c in calls] == [["10", "stats", "slurm"], ["11", "sweep_s_mw0.5", "local"]]
+    assert "already scored; skipped" in (sdir / "logs" / "point.1.log").read_text()
+    assert "2 already scored" not in (sdir / "logs" / "point.2.log").read_text()
+    rows = (sdir / "results.tsv").read_text().splitlines()[1:]
+    assert [r.split("\t")[5] for r in rows] == ["20", "20", "20"]
+    assert slurm_cluster.queued() == []

@@ -1,6 +1,8 @@
 """Generate the synthetic MuST-C-style demo corpus (espeak-ng speech, grammar-made translations).
 
     python -m espnet_mtl.bin.make_demo_corpus --out downloads/mini_st --tgt_langs de,es,fr
+    python -m espnet_mtl.bin.make_demo_corpus --out downloads/mini_st_low --n_train 400 \
+        --n_aux_mt 20000 --n_aux_asr 1500      # + <out>/aux: MT-only bitext, ASR-only speech
 
 A rerun with the same arguments returns immediately; a second run into the same
 --out while one is generating is refused (exit status 1). See
@@ -25,6 +27,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_dev", type=int, default=100, help="dev utterances")
     parser.add_argument("--n_test", type=int, default=100, help="tst-COMMON utterances")
     parser.add_argument("--seed", type=int, default=0, help="random seed (sentences, talks, pauses)")
+    parser.add_argument("--n_aux_mt", type=int, default=0,
+                        help="MT-only sentence pairs written to <out>/aux/bitext (first target "
+                             "language; never an ST sentence)")
+    parser.add_argument("--n_aux_asr", type=int, default=0,
+                        help="ASR-only utterances written to <out>/aux/LibriSpeech")
     parser.add_argument("--workers", type=int, default=2,
                         help="synthesis processes (speed only; the output does not depend on it)")
     return parser
@@ -40,9 +47,19 @@ def main(argv: list[str] | None = None) -> int:
 
     tgt_langs = [t.strip() for t in args.tgt_langs.split(",") if t.strip()]
     start = time.time()
+    for name in ("n_train", "n_dev", "n_test", "n_aux_mt", "n_aux_asr"):
+        if getattr(args, name) < 0:
+            print(f"make_demo_corpus: error: --{name} must be >= 0", file=sys.stderr)
+            return 2
     try:
         summary = make_corpus(args.out, tgt_langs=tgt_langs, n_train=args.n_train, n_dev=args.n_dev,
                               n_test=args.n_test, seed=args.seed, workers=args.workers)
+        aux = None
+        if args.n_aux_mt or args.n_aux_asr:
+            from espnet_mtl.demo.aux_corpus import make_aux_corpus
+            aux = make_aux_corpus(f"{args.out}/aux", args.out, tgt_lang=tgt_langs[0],
+                                  n_mt=args.n_aux_mt, n_asr=args.n_aux_asr, seed=args.seed + 1,
+                                  workers=args.workers)
     except ValueError as e:
         log.error("%s", e)
         return 2
@@ -59,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     for split, st in summary["stats"].items():
         log.info("%-10s %5d utterances in %3d talks: %.3f h of speech, %.3f h of audio",
                  split, st["utterances"], st["talks"], st["speech_hours"], st["audio_hours"])
+    if aux is not None:
+        log.info("%s: %d MT-only pairs (bitext), %d ASR-only utterances (LibriSpeech)%s",
+                 aux["out"], aux["n_mt"], aux["n_asr"], " (already there)" if aux["skipped"] else "")
     return 0
 
 

@@ -140,6 +140,7 @@ class MTLSTModel(AbsESPnetModel):
         textual_encoder_conf: Optional[dict] = TEXTUAL_ENCODER_DEFAULTS,
         adapter: str = "linear",
         adapter_conf: Optional[dict] = None,
+        mt_input_norm: bool = False,
         objectives: Optional[dict] = None,
         # The seed-001 configs' flat keys (espnet_mtl.objectives explains them);
         # None = not given. New objectives are configured under `objectives`.
@@ -220,9 +221,14 @@ class MTLSTModel(AbsESPnetModel):
         if "mt" in self.passes:
             self.mt_embed = torch.nn.Embedding(src_vocab_size, size)
             self.mt_pos_enc = PositionalEncoding(size, conf.get("positional_dropout_rate", 0.1))
+            # The positional encoding scales the embeddings by sqrt(size) (~12x the
+            # layer-normalised acoustic encoder output at 144): the issue-13 option
+            # normalises them so both paths enter the shared layers at one scale.
+            self.mt_input_norm = torch.nn.LayerNorm(size) if mt_input_norm else None
         else:
             self.mt_embed = None
             self.mt_pos_enc = None
+            self.mt_input_norm = None
 
         # -- heads, kept only when an objective uses them -------------------------
         heads = {h for o in self.objectives.values() for h in o.heads}
@@ -399,6 +405,8 @@ class MTLSTModel(AbsESPnetModel):
         src_text = src_text[:, : src_text_lengths.max()]
         tokens = src_text.masked_fill(src_text < 0, 0)
         xs = self.mt_pos_enc(self.mt_embed(tokens))
+        if self.mt_input_norm is not None:
+            xs = self.mt_input_norm(xs)
         return self.textual_encoder(xs, src_text_lengths)
 
     # ------------------------------------------------------------------------

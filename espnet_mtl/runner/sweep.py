@@ -7,6 +7,15 @@ for every point as one JOB array (`espnet_mtl.runner.jobs.run_jobs`), and collec
 BLEU / chrF into a table and a plot of BLEU against each coefficient and
 against a linear combination R = sum_k w_k * coef_k.
 
+Where the points train is a `run_jobs` backend, as in the recipe's cmd.sh:
+`local` (processes here) or `slurm` (ONE array job, a task per point,
+`%max_parallel` throttle; each task asks for the training's resources:
+`--ngpu` GPUs of run_args, st.sh's default 1, through the Slurm config's GPU
+settings). Stage 10 runs here with `cmd_backend=<backend>`, so its stats
+tasks go to the backend; each point's `./run.sh` runs with
+`cmd_backend=local`, since its task already holds the allocation (no nested
+jobs). Failure naming and resume are the backend's common ones.
+
 Layout of `<recipe>/<expdir>/sweep_<name>/`:
     sweep.json            what the tasks need (recipe, run_args, name, expdir)
     points.tsv            index, tag, one column per grid key
@@ -33,8 +42,10 @@ from pathlib import Path
 
 import yaml
 
-from espnet_mtl.runner.jobs import run_jobs
+from espnet_mtl.runner import slurm  # noqa: F401  (registers the slurm backend)
+from espnet_mtl.runner.jobs import BACKENDS, run_jobs
 from espnet_mtl.runner.options import st_exp_dir
+from espnet_mtl.runner.recipes import ROOT
 
 
 class SweepError(ValueError):
@@ -209,6 +220,13 @@ def _option(args: list[str], name: str, default: str) -> str:
     return value
 
 
+def slurm_config_of(recipe: str | Path) -> Path:
+    """The Slurm config the recipe's cmd.sh uses: $slurm_config (default
+    conf/slurm.yaml) relative to the recipe, else the template's."""
+    path = Path(recipe) / os.environ.get("slurm_config", "conf/slurm.yaml")
+    return path if path.is_file() else ROOT / "egs2" / "TEMPLATE" / "st1" / "conf" / "slurm.yaml"
+
+
 def sweep_dir_of(recipe: str | Path, name: str, expdir: str = "exp") -> Path:
     return Path(recipe).resolve() / expdir / f"sweep_{name}"
 
@@ -256,9 +274,15 @@ def run_point(sweep_dir: str | Path, index: int) -> int:
 
 def run_sweep(recipe: str | Path, base_config: str, grid: str | dict, name: str, *,
               combination: str | None = None, run_args: str | list[str] = "",
-              max_parallel: int = 1, collect_only: bool = False,
+              max_parallel: int | None = None, collect_only: bool = False,
+              backend: str = "local", backend_config: str | None = None,
               log=print) -> dict:
     """Prepare, run (unless collect_only) and collect a sweep; returns collect_results'.
+
+    `backend` runs the points (see the module docstring); `backend_config` is
+    its settings file (default: the recipe's, as cmd.sh finds it).
+    `max_parallel` None: one point at a time locally (they share this
+    machine), all at once on a cluster (its scheduler shares it).
 
     Raises JobsFailed (naming the failed points' logs) after every point ran,
     and after the results of the others were written.
@@ -273,6 +297,15 @@ def run_sweep(recipe: str | Path, base_config: str, grid: str | dict, name: str,
         if banned in run_args:
             raise SweepError(f"{banned} is set by the sweep; do not pass it in run_args")
     expdir = _option(run_args, "expdir", "exp")
+    if backend not in BACKENDS:
+        raise SweepError(f"unknown backend '{backend}'; known: {', '.join(sorted(BACKENDS))}")
+    if backend == "local":
+        max_parallel = max_parallel or 1
+    backend_config = str(Path(backend_config or slurm_config_of(recipe)).resolve())
+    try:
+        ngpu = int(_option(run_args, "ngpu", "1"))  # st.sh's default
+    except ValueError:
+        raise SweepError(f"bad --ngpu in run_args: {_option(run_args, 'ngpu', '')}") from None
     base_path = Path(base_config)
     if not base_path.is_absolute():
         base_path = recipe / base_path
@@ -306,26 +339,35 @@ def run_sweep(recipe: str | Path, base_config: str, grid: str | dict, name: str,
             f"scored -> {sdir}")
         if pending:
             first = os.path.relpath(sdir / "configs" / f"{pending[0].tag}.yaml", recipe)
-            # Stage 10 recreates the shared stats dir: once, before the points.
+            # Stage 10 recreates the shared stats dir: once, before the points. It
+            # runs here and only sequences; its own stats tasks go to the backend.
             log(f"sweep {name}: stage 10 (log: {sdir / 'logs' / 'stats.log'})")
-            run_jobs(["cd " + shlex.quote(str(recipe)) + " && ./run.sh "
+            run_jobs([f"cd {shlex.quote(str(recipe))} && cmd_backend={backend} "
+                      f"slurm_config={shlex.quote(backend_config)} ./run.sh "
                       + shlex.join([*run_args, "--stage", "10", "--stop_stage", "10",
                                     "--st_config", first])],
                      sdir / "logs" / "stats.log")
-            log(f"sweep {name}: stages 11-13 for {len(points)} point(s), "
-                f"max_parallel {max_parallel} (logs: {sdir / 'logs'}/point.JOB.log)")
+            log(f"sweep {name}: stages 11-13 for {len(points)} point(s) on {backend}, "
+                f"max_parallel {max_parallel or 'all'} (logs: {sdir / 'logs'}/point.JOB.log)")
             fixed = str(recipe) + str(sdir) + sys.executable
             var = "JOB" if "JOB" not in fixed else "SWEEP_POINT_INDEX"  # paths must stay intact
+            # Each point's training gets its share of this machine's cores (st.sh
+            # asks for all of them, but an outer OMP_NUM_THREADS wins) ...
+            resources = {"num_threads": max(1, (os.cpu_count() or 1)
+                                            // min(max_parallel or len(points), len(points)))}
+            if backend != "local":
+                # ... but a cluster task is the training's own allocation: what
+                # st.sh asks for stage 11 (--ngpu GPUs, one thread on GPU).
+                resources = {"gpu": ngpu, "num_threads": 1 if ngpu else resources["num_threads"]}
             try:
-                run_jobs(["cd " + shlex.quote(str(recipe)) + " && "
+                # cmd_backend=local: the point's run.sh must not submit jobs of its
+                # own from inside a Slurm task (nor, locally, from a local one).
+                run_jobs(["cd " + shlex.quote(str(recipe)) + " && cmd_backend=local "
                           + shlex.join([sys.executable, "-m", "espnet_mtl.bin.sweep",
                                         "--run_point", var, "--sweep_dir", str(sdir)])],
                          sdir / "logs" / f"point.{var}.log", job_range=(1, len(points)),
-                         max_parallel=max_parallel, job_var=var,
-                         # each point's training gets its share of the cores (st.sh
-                         # asks for all of them, but an outer OMP_NUM_THREADS wins)
-                         resources={"num_threads": max(1, (os.cpu_count() or 1)
-                                                       // min(max_parallel, len(points)))})
+                         max_parallel=max_parallel, job_var=var, backend=backend,
+                         backend_config=backend_config, resources=resources)
             except Exception:
                 _collect_and_write(recipe, sdir, name, expdir, keys, weights, log)
                 raise

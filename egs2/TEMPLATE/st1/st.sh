@@ -126,6 +126,8 @@ valid_set=             # Name of validation set used for monitoring/tuning netwo
 test_sets=             # Names of test sets. Multiple items (e.g., both dev and eval sets) can be specified.
 src_bpe_train_text=    # Text file path of bpe training set for source language.
 tgt_bpe_train_text=    # Text file path of bpe training set for target language.
+bpe_train_aux=false    # Stage 5 also reads the auxiliary sets' text: source from the MT
+                       # bitext and ASR transcripts, target from the MT bitext.
 
 
 # Numeric and enumerated options, checked before any stage runs (forms: espnet_mtl/runner/options.py).
@@ -137,7 +139,8 @@ _option_rules="stage=int:1..13 stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1..
     src_bpe_input_sentence_size=int:1.. tgt_bpe_input_sentence_size=int:1..
     src_bpe_char_cover=float:0..1 tgt_bpe_char_cover=float:0..1 src_case=tc|lc|lc.rm
     tgt_case=tc|lc|lc.rm st_speech_fold_length=int:1.. st_text_fold_length=int:1..
-    feats_normalize=global_mvn|utterance_mvn|none extra_decode_paths=list:mt|asr"
+    feats_normalize=global_mvn|utterance_mvn|none extra_decode_paths=list:mt|asr
+    bpe_train_aux=true|false"
 
 # Options: every variable declared since _non_options, parsed by Python with
 # Kaldi's parse_options semantics (unknown option -> error listing valid ones).
@@ -201,6 +204,9 @@ if [ -n "${speed_perturb_factors}" ]; then _train_set=${train_set}_sp; else _tra
 _aux_kinds=
 [ -n "${aux_asr_sets}" ] && _aux_kinds+=" asr"
 [ -n "${aux_mt_sets}" ] && _aux_kinds+=" mt"
+if "${bpe_train_aux}" && [ -z "${_aux_kinds}" ]; then
+    log "Error: --bpe_train_aux true needs auxiliary data: give --aux_mt_sets and/or --aux_asr_sets"; exit 2
+fi
 # Speech sets formatted at stage 3: train and valid (then filtered at stage 4), tests.
 _format_sets="${_train_set} ${valid_set} ${test_sets}"
 [ -n "${aux_asr_sets}" ] && _format_sets+=" aux_asr"
@@ -356,23 +362,28 @@ if run_stage 4; then
 fi
 
 if run_stage 5; then
-    _src_text=${src_bpe_train_text:-${data_feats}/${_train_set}/${src_text_name}}
-    _tgt_text=${tgt_bpe_train_text:-${data_feats}/${_train_set}/${tgt_text_name}}
+    _src_text=("${src_bpe_train_text:-${data_feats}/${_train_set}/${src_text_name}}")
+    _tgt_text=("${tgt_bpe_train_text:-${data_feats}/${_train_set}/${tgt_text_name}}")
     _ins=()
     if [ -z "${src_bpe_train_text}" ] || [ -z "${tgt_bpe_train_text}" ]; then _ins=("${data_feats}/${_train_set}"); fi
+    if "${bpe_train_aux}"; then
+        _ins+=("${_aux_dump[@]}")
+        for _kind in ${_aux_kinds}; do _src_text+=("${data_feats}/aux_${_kind}/${src_text_name}"); done
+        [ -n "${aux_mt_sets}" ] && _tgt_text+=("${data_feats}/aux_mt/${tgt_text_name}")
+    fi
     stage_start 5 --in "${_ins[@]}" --fresh "${_token_dirs[@]}"
     if "${token_joint}"; then
-        log "Stage 5: Joint SentencePiece model (${src_bpemode}, ${src_nbpe}) -> ${src_bpedir}"
-        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_src_text}" "${_tgt_text}" \
+        log "Stage 5: Joint SentencePiece model (${src_bpemode}, ${src_nbpe}) on ${_src_text[*]} ${_tgt_text[*]} -> ${src_bpedir}"
+        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_src_text[@]}" "${_tgt_text[@]}" \
             --out_dir "${src_bpedir}" --vocab_size "${src_nbpe}" --model_type "${src_bpemode}" \
             --character_coverage "${src_bpe_char_cover}" \
             --input_sentence_size "${src_bpe_input_sentence_size}" --user_defined_symbols "${src_bpe_nlsyms}"
     else
-        log "Stage 5: SentencePiece models: source (${src_bpemode}, ${src_nbpe}) -> ${src_bpedir}, target (${tgt_bpemode}, ${tgt_nbpe}) -> ${tgt_bpedir}"
-        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_src_text}" --out_dir "${src_bpedir}" \
+        log "Stage 5: SentencePiece models on ${_src_text[*]} / ${_tgt_text[*]}: source (${src_bpemode}, ${src_nbpe}) -> ${src_bpedir}, target (${tgt_bpemode}, ${tgt_nbpe}) -> ${tgt_bpedir}"
+        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_src_text[@]}" --out_dir "${src_bpedir}" \
             --vocab_size "${src_nbpe}" --model_type "${src_bpemode}" --character_coverage "${src_bpe_char_cover}" \
             --input_sentence_size "${src_bpe_input_sentence_size}" --user_defined_symbols "${src_bpe_nlsyms}"
-        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_tgt_text}" --out_dir "${tgt_bpedir}" \
+        ${python} -m espnet_mtl.bin.train_tokenizer --text "${_tgt_text[@]}" --out_dir "${tgt_bpedir}" \
             --vocab_size "${tgt_nbpe}" --model_type "${tgt_bpemode}" --character_coverage "${tgt_bpe_char_cover}" \
             --input_sentence_size "${tgt_bpe_input_sentence_size}" --user_defined_symbols "${tgt_bpe_nlsyms}"
     fi

@@ -1,0 +1,1 @@
+../../TEMPLATE/st1/recipe_options.sh
