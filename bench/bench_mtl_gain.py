@@ -47,8 +47,8 @@ SETTINGS = {
     "full": ("mini_st", {
         "baseline": ([], "conf/train_st.yaml"),
         # the best mtl_st configuration of the issue-13 chain on the full demo
-        "mtl_best": (["--st_config", "conf/train_st_mtl_full_best.yaml"],
-                     "conf/train_st_mtl_full_best.yaml"),
+        "mtl_best": (["--st_config", "conf/train_st_mtl_best.yaml"],
+                     "conf/train_st_mtl_best.yaml"),
         "mtl_paper": (["--st_config", "conf/train_st_mtl.yaml"], "conf/train_st_mtl.yaml"),
     }),
     "low_resource": ("mini_st_low", {

@@ -275,7 +275,7 @@ def test_each_row_builds_at_demo_size(row, tmp_path, monkeypatch):
     assert model.rdrop_weight == row_conf["rdrop_weight"]
 
 
-@pytest.mark.parametrize("row", ["E0", "E1", "E2", "E3", "E4", "E5", "E6"])
+@pytest.mark.parametrize("row", ["E0", "E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8"])
 def test_ablation_chain_configs_build(row, tmp_path, monkeypatch):
     """Issue 13's chain on the full demo: each row builds with the objectives it names."""
     path = DEMO_CONF / "tuning" / "chain" / f"{row}.yaml"
@@ -283,5 +283,14 @@ def test_ablation_chain_configs_build(row, tmp_path, monkeypatch):
     model = MTLSTTask.build_model(args)
     expected = set(_yaml(path)["model_conf"]["objectives"])
     assert set(model.objectives) == expected
-    assert model.textual_encoder.num_blocks == (0 if row == "E0" else 2)
+    assert model.textual_encoder.num_blocks == (0 if row in ("E0", "E7", "E8") else 2)
+    assert (model.mt_input_norm is not None) == (row == "E7")
     assert type(model.strategy).__name__ == ("WeightSchedule" if row == "E5" else "StaticWeights")
+
+
+@pytest.mark.parametrize("path", [DEMO_CONF / "train_st_mtl_best.yaml",
+                                  ROOT / "egs2" / "mini_st_low" / "st1" / "conf" / "train_st_mtl.yaml"],
+                         ids=["mini_st_best", "mini_st_low"])
+def test_issue13_demo_configs_build(path, tmp_path, monkeypatch):
+    model = MTLSTTask.build_model(_parse(path, tmp_path, monkeypatch))
+    assert set(model.objectives) == set(_yaml(path)["model_conf"]["objectives"])

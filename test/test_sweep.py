@@ -57,6 +57,28 @@ def test_point_configs_override_only_the_model_conf_keys(tmp_path):
     assert yaml.safe_load(paths[0].read_text())["model_conf"]["rdrop_weight"] == 0
 
 
+def test_dotted_keys_reach_into_the_objectives_section(tmp_path):
+    base = ROOT / "egs2" / "mini_st_low" / "st1" / "conf" / "train_st_mtl.yaml"
+    points = sweep.expand_grid("objectives.mt_ce=0.2,1.0 objectives.consistency.weight=0.3")
+    assert [p.tag for p in points] == ["omc0.2_ocw0.3", "omc1.0_ocw0.3"]
+    paths = sweep.write_point_configs(base, points, tmp_path / "configs")
+    conf = yaml.safe_load(paths[1].read_text())["model_conf"]["objectives"]
+    orig = yaml.safe_load(base.read_text())["model_conf"]["objectives"]
+    assert conf["mt_ce"] == 1.0 and conf["consistency"]["weight"] == 0.3
+    # the rest of the section is the base config's
+    assert {k: v for k, v in conf["consistency"].items() if k != "weight"} == \
+        {k: v for k, v in orig["consistency"].items() if k != "weight"}
+    assert conf["st_ce"] == orig["st_ce"]
+    # R over a dotted key the grid does not vary takes the base config's value
+    r = sweep.combination_value({"objectives.mt_ce": 1.0}, {"objectives.mt_ce": 1.0,
+                                "objectives.consistency.weight": 2.0},
+                                yaml.safe_load(base.read_text())["model_conf"])
+    assert r == 1.0 + 2.0 * orig["consistency"]["weight"]
+    with pytest.raises(sweep.SweepError, match="objectives.nope.weight"):
+        sweep.write_point_configs(base, sweep.expand_grid("objectives.nope.weight=1"),
+                                  tmp_path / "bad")
+
+
 def test_unknown_key_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(sweep.SweepError, match="unknown grid key.*'rdrop'.*mt_weight"):
         sweep.write_point_configs(BASE, sweep.expand_grid("rdrop=1,2"), tmp_path)

@@ -110,8 +110,9 @@ def _parse_value(text: str) -> object:
 
 
 def key_abbrev(keys: list[str]) -> dict[str, str]:
-    """consistency_weight -> cw (initials of the '_' parts); the full key on a clash."""
-    abbrev = {k: "".join(p[0] for p in k.split("_") if p) or k for k in keys}
+    """consistency_weight -> cw, objectives.mt_ce -> omc (initials of the '_' and '.'
+    parts); the full key on a clash."""
+    abbrev = {k: "".join(p[0] for p in re.split(r"[_.]", k) if p) or k for k in keys}
     counts: dict[str, int] = {}
     for a in abbrev.values():
         counts[a] = counts.get(a, 0) + 1
@@ -155,18 +156,40 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
+# Grid keys are model_conf keys; a dotted key reaches into nested sections
+# (`objectives.consistency.weight`, `objectives.mt_ce`), as objectives are configured.
+_MISSING = object()
+
+
+def conf_value(model_conf: dict, key: str, default=_MISSING):
+    node = model_conf
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        node = node[part]
+    return node
+
+
 def check_keys(config: dict, keys, what: str = "grid", source: str = "the base config") -> None:
     known = config["model_conf"]
-    unknown = [k for k in keys if k not in known]
+    unknown = [k for k in keys if conf_value(known, k, None) is None]
     if unknown:
         raise SweepError(f"unknown {what} key(s) {unknown}: not in {source}'s model_conf; "
-                         f"its keys are: {', '.join(sorted(known))}")
+                         f"its keys are: {', '.join(sorted(known))} (a dotted key such as "
+                         "objectives.consistency.weight reaches into a section)")
 
 
 def point_config(base: dict, point: Point) -> dict:
     """A deep copy of the base config with the point's model_conf keys overridden."""
     config = yaml.safe_load(yaml.safe_dump(base))
-    config["model_conf"].update(point.values)
+    for key, value in point.values.items():
+        *parents, last = key.split(".")
+        node = config["model_conf"]
+        for part in parents:
+            node = node[part]
+        node[last] = value
     return config
 
 
@@ -413,7 +436,7 @@ def combination_value(values: dict, weights: dict[str, float],
     """R = sum_k w_k * coef_k (a key not in the point takes the base config's value)."""
     total = 0.0
     for k, w in weights.items():
-        v = values.get(k, (base_values or {}).get(k))
+        v = values[k] if k in values else conf_value(base_values or {}, k, None)
         try:
             total += w * float(v)
         except (TypeError, ValueError):
