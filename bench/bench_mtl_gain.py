@@ -62,7 +62,7 @@ SETTINGS = {
 }
 
 
-def exp_dir(recipe: Path, setting: str, system: str) -> Path:
+def exp_dir(recipe: Path, system: str) -> Path:
     # mini_st_low's run.sh tags its systems' experiments; mini_st's gets --st_tag <system>
     return recipe / "exp" / f"st_{system}"
 
@@ -74,7 +74,7 @@ def system_args(setting: str, system: str) -> list[str]:
 
 def train_to_budget(recipe: Path, log: Path, setting: str, system: str, budget: float) -> dict:
     """Train `system` for floor(budget / median epoch time) epochs, decode and score it."""
-    st_exp = exp_dir(recipe, setting, system)
+    st_exp = exp_dir(recipe, system)
     saved = st_exp / "bench_row.json"
     if saved.exists():  # finished in an earlier run of this script
         return json.loads(saved.read_text())
@@ -130,7 +130,7 @@ def plot(recipe: Path, setting: str, rows: dict, budget: float, png: Path) -> No
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, row in rows.items():
-        acc = valid_acc(exp_dir(recipe, setting, name))
+        acc = valid_acc(exp_dir(recipe, name))
         step = row["median_epoch_seconds"]
         ax.plot([e * step / 60 for e in sorted(acc)], [acc[e] for e in sorted(acc)],
                 marker=".", label=f"{name}: {row['epochs']} epochs, BLEU {row['bleu']}")
