@@ -6,33 +6,36 @@ equal wall-clock training budget, in the demo's two settings:
                   1,500 ASR-only utterances (mtl_st uses them, the baseline cannot)
 
 Budget B: the default demo's stage-11 time, i.e. the full setting's baseline
-trained as conf/train_st.yaml says (its max_epoch x its median epoch time,
-from ESPnet's train.log); with `--budget S` it is given instead. Every other
-system (the low-resource baseline included) first trains 3 epochs, then
-resumes to E = floor(B / d) epochs, d the median of its epoch times so far
-(from epoch 2), and again while a longer run of the measured epochs shows
-that more fit (warmuplr does not depend on max_epoch, so this is the run that
-trains E epochs directly). A single epoch's time is too noisy for this (one
-slow epoch 2 cost a system 4 of 18 epochs). Each system is decoded as the recipe does:
-the average of its 5 best checkpoints by validation accuracy
-(valid.acc.ave), so a system that peaks early is not cut short.
+trained as conf/train_st.yaml says (its max_epoch epochs); with `--budget S`
+it is given instead. The systems of a setting train interleaved: each in turn
+trains `--chunk` epochs (ESPnet resumes from its checkpoint), so the machine's
+drift (epoch times here vary by +-20% over minutes) hits every system alike.
+An epoch's cost is what ESPnet's epoch results line reports (train + valid
+time; process start-up is not charged). A system trains while its next epoch,
+at the median of its epochs so far, ends within half an epoch of B (so its
+epoch count is the nearest one to B, not rounded down). Each system is
+decoded as the recipe does: the average of its 5 best checkpoints by
+validation accuracy (valid.acc.ave), so a system that peaks early is not cut
+short.
 
     python bench/bench_mtl_gain.py [--settings full low_resource] [--workdir DIR]
-        [--full_systems mtl_best mtl_ce_only] [--budget SECONDS] [--out result.json]
+        [--full_systems mtl_best mtl_ce_only] [--budget SECONDS] [--chunk 3] [--out result.json]
 
 Prints JSON (BLEU / chrF per system, BLEU vs baseline, epochs, budget use,
 the low-resource setting's total wall time, load average) and draws
 <workdir>/gain_<setting>.png (validation accuracy against training time).
-A rerun in the same --workdir reuses prepared data and finished systems.
-Run it alone on the machine: epoch counts come from measured epoch times.
+A rerun in the same --workdir reuses prepared data, trained epochs and
+finished systems.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -41,7 +44,7 @@ from pathlib import Path
 
 import yaml
 
-from bench_demo_budget import epoch_seconds, run, score, valid_acc
+from bench_demo_budget import run, score, valid_acc
 from espnet_mtl.runner.recipes import copy_recipe
 
 # setting -> recipe, and system -> (run.sh options selecting it, config it trains)
@@ -72,28 +75,88 @@ def system_args(setting: str, system: str) -> list[str]:
     return opts if setting == "low_resource" else [*opts, "--st_tag", system]
 
 
-def train_to_budget(recipe: Path, log: Path, setting: str, system: str, budget: float) -> dict:
-    """Train `system` for floor(budget / median epoch time) epochs, decode and score it."""
+_EPOCH_TIMES = re.compile(r"(\d+)epoch results: \[train\] .*?, time=([\d.]+) seconds,"
+                          r".*?\[valid\] .*?, time=([\d.]+) seconds")
+
+
+def logged_epoch_seconds(train_log: Path) -> dict[int, float]:
+    """epoch -> train + validation seconds, from ESPnet's epoch results lines."""
+    return {int(m[1]): float(m[2]) + float(m[3])
+            for m in _EPOCH_TIMES.finditer(train_log.read_text(errors="replace"))}
+
+
+def train_interleaved(recipe: Path, log: Path, setting: str, systems: list[str],
+                      budget: float | None, chunk: int) -> tuple[dict, float]:
+    """Train `systems` in turn, `chunk` epochs at a time, to an equal budget.
+
+    budget None: the baseline trains its config's max_epoch epochs and their
+    summed seconds are the budget (estimated from its epochs so far until it
+    is done). Returns ({system: row}, budget).
+    """
+    base_epochs = yaml.safe_load((recipe / "conf" / "train_st.yaml").read_text())["max_epoch"]
+    state = {}  # system -> {"seconds": {epoch: s}, "wall": s, "done": bool}
+    for system in systems:
+        saved = exp_dir(recipe, system) / "bench_epochs.json"
+        state[system] = (json.loads(saved.read_text(), object_hook=_int_epochs) if saved.exists()
+                         else {"seconds": {}, "wall": 0.0, "done": False})
+    while not all(st["done"] for st in state.values()):
+        for system, st in state.items():
+            if st["done"]:
+                continue
+            trained, spent = len(st["seconds"]), sum(st["seconds"].values())
+            if budget is None and system == "baseline":
+                more, final = min(chunk, base_epochs - trained), True
+            else:
+                limit, final = budget_so_far(budget, state.get("baseline"), base_epochs)
+                median = statistics.median(st["seconds"].values()) if st["seconds"] else 0.0
+                more = sum(spent + (j - 0.5) * median <= limit for j in range(1, chunk + 1))
+            if more <= 0:
+                st["done"] = final
+            else:
+                st["wall"] += run(recipe, log, "--stage", "11", "--stop_stage", "11",
+                                  *system_args(setting, system),
+                                  "--st_args", f"--max_epoch {trained + more}")
+                st["seconds"].update(logged_epoch_seconds(exp_dir(recipe, system) / "train.log"))
+            (exp_dir(recipe, system) / "bench_epochs.json").write_text(json.dumps(st) + "\n")
+            print(f"bench_mtl_gain: {setting}/{system}: {len(st['seconds'])} epochs, "
+                  f"{sum(st['seconds'].values()):.0f} s", file=sys.stderr, flush=True)
+    budget = budget or sum(state["baseline"]["seconds"].values())
+    return {system: decode_row(recipe, log, setting, system, st, budget)
+            for system, st in state.items()}, budget
+
+
+def budget_so_far(budget: float | None, base: dict | None, base_epochs: int) -> tuple[float, bool]:
+    """(the budget, whether it is final): given, or the baseline's seconds (estimated while it trains)."""
+    if budget is not None:
+        return budget, True
+    seconds = list(base["seconds"].values())
+    if base["done"]:
+        return sum(seconds), True
+    if not seconds:
+        return math.inf, False  # nothing measured yet: the first chunk is safe
+    return statistics.mean(seconds) * base_epochs, False
+
+
+def _int_epochs(d: dict) -> dict:
+    return {int(k) if k.isdigit() else k: v for k, v in d.items()}
+
+
+def decode_row(recipe: Path, log: Path, setting: str, system: str, st: dict,
+               budget: float) -> dict:
+    """Decode and score a trained system (stages 12-13, once); its JSON row."""
     st_exp = exp_dir(recipe, system)
     saved = st_exp / "bench_row.json"
     if saved.exists():  # finished in an earlier run of this script
         return json.loads(saved.read_text())
-    common = system_args(setting, system)
-    train_log = st_exp / "train.log"
-    epochs, wall, times = 3, 0.0, {}
-    while True:  # resume while the measured epoch time says more epochs fit
-        wall += run(recipe, log, "--stage", "11", "--stop_stage", "11", *common,
-                    "--st_args", f"--max_epoch {epochs}")
-        times.update(epoch_seconds(train_log))  # each run rewrites train.log
-        median = statistics.median(times.values())
-        if math.floor(budget / median) <= epochs:
-            break
-        epochs = math.floor(budget / median)
-    run(recipe, log, "--stage", "12", "--stop_stage", "13", *common)
-    row = {"config": SETTINGS[setting][1][system][1], "epochs": epochs,
-           "median_epoch_seconds": round(median, 1),
-           "budget_used": round(epochs * median / budget, 3),
-           "stage11_wall_seconds": round(wall, 1), **best_valid(st_exp), **score(recipe, system)}
+    run(recipe, log, "--stage", "12", "--stop_stage", "13", *system_args(setting, system))
+    seconds = [st["seconds"][e] for e in sorted(st["seconds"])]
+    row = {"config": SETTINGS[setting][1][system][1], "epochs": len(seconds),
+           "median_epoch_seconds": round(statistics.median(seconds), 1),
+           "trained_seconds": round(sum(seconds), 1),
+           "budget_used": round(sum(seconds) / budget, 3),
+           "stage11_wall_seconds": round(st["wall"], 1),
+           "epoch_seconds": [round(x, 2) for x in seconds],
+           **best_valid(st_exp), **score(recipe, system)}
     saved.write_text(json.dumps(row) + "\n")
     return row
 
@@ -104,25 +167,8 @@ def best_valid(st_exp: Path) -> dict:
     return {"best_valid_acc": round(acc[best], 4), "best_valid_epoch": best}
 
 
-def baseline_budget(recipe: Path, log: Path) -> tuple[float, dict]:
-    """The full demo's baseline as the default recipe trains it; B = epochs x median epoch time."""
-    st_exp = recipe / "exp" / "st_baseline"
-    wall = None
-    if not (st_exp / ".done").exists():
-        wall = run(recipe, log, "--stage", "11", "--stop_stage", "11", "--st_tag", "baseline")
-    if not list(st_exp.glob("*/*/score_bleu/result.json")):
-        run(recipe, log, "--stage", "12", "--stop_stage", "13", "--st_tag", "baseline")
-    epochs = yaml.safe_load((recipe / "conf" / "train_st.yaml").read_text())["max_epoch"]
-    median = statistics.median(epoch_seconds(st_exp / "train.log").values())
-    row = {"config": "conf/train_st.yaml", "epochs": epochs,
-           "median_epoch_seconds": round(median, 1), "budget_used": 1.0,
-           "stage11_wall_seconds": None if wall is None else round(wall, 1),
-           **best_valid(st_exp), **score(recipe, "baseline")}
-    return epochs * median, row
-
-
 def plot(recipe: Path, setting: str, rows: dict, budget: float, png: Path) -> None:
-    """Validation accuracy against training time (epoch x planned epoch time)."""
+    """Validation accuracy against training time (the epochs' logged seconds, summed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,11 +177,11 @@ def plot(recipe: Path, setting: str, rows: dict, budget: float, png: Path) -> No
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, row in rows.items():
         acc = valid_acc(exp_dir(recipe, name))
-        step = row["median_epoch_seconds"]
-        ax.plot([e * step / 60 for e in sorted(acc)], [acc[e] for e in sorted(acc)],
+        elapsed = list(itertools.accumulate(row["epoch_seconds"]))
+        ax.plot([elapsed[e - 1] / 60 for e in sorted(acc)], [acc[e] for e in sorted(acc)],
                 marker=".", label=f"{name}: {row['epochs']} epochs, BLEU {row['bleu']}")
     ax.axvline(budget / 60, color="grey", linestyle="--", label="budget")
-    ax.set_xlabel("training time (min) = epoch x median epoch time")
+    ax.set_xlabel("training time (min): train + valid seconds of the epochs so far")
     ax.set_ylabel("validation token accuracy (ST)")
     ax.set_title(f"Demo en-de, {setting} setting, equal training budget")
     ax.grid(alpha=0.3)
@@ -170,6 +216,8 @@ def main():
                    help="mtl_st systems of the full setting")
     p.add_argument("--budget", type=float,
                    help="training seconds per system (default: the full demo baseline's)")
+    p.add_argument("--chunk", type=int, default=3,
+                   help="epochs a system trains before the next one takes its turn")
     p.add_argument("--out")
     args = p.parse_args()
     if "full" not in args.settings and args.budget is None:
@@ -182,16 +230,9 @@ def main():
         t0 = time.perf_counter()
         load_before = os.getloadavg()[0]
         recipe, log, prep_wall = prepare(work, setting)
-        rows = {}
-        if setting == "full":
-            measured, rows["baseline"] = baseline_budget(recipe, log)
-            budget = budget or measured
-            systems = args.full_systems
-        else:
-            systems = list(SETTINGS[setting][1])
-        for system in systems:
-            rows[system] = train_to_budget(recipe, log, setting, system, budget)
-            print(json.dumps({setting: {system: rows[system]}}), file=sys.stderr, flush=True)
+        systems = (["baseline", *args.full_systems] if setting == "full"
+                   else list(SETTINGS[setting][1]))
+        rows, budget = train_interleaved(recipe, log, setting, systems, budget, args.chunk)
         png = work / f"gain_{setting}.png"
         plot(recipe, setting, rows, budget, png)
         out["settings"][setting] = {
