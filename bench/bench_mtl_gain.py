@@ -19,7 +19,8 @@ validation accuracy (valid.acc.ave), so a system that peaks early is not cut
 short.
 
     python bench/bench_mtl_gain.py [--settings full low_resource] [--workdir DIR]
-        [--full_systems mtl_best mtl_ce_only] [--budget SECONDS] [--chunk 3] [--out result.json]
+        [--full_systems baseline mtl_best mtl_ce_only] [--low_resource_systems baseline mtl_st]
+        [--budget SECONDS] [--chunk 3] [--out result.json]
 
 Prints JSON (BLEU / chrF per system, BLEU vs baseline, epochs, budget use,
 the low-resource setting's total wall time, load average) and draws
@@ -61,6 +62,9 @@ SETTINGS = {
     "low_resource": ("mini_st_low", {
         "baseline": (["--system", "baseline"], "conf/train_st.yaml"),
         "mtl_st": (["--system", "mtl_st"], "conf/train_st_mtl.yaml"),
+        # IMTL (seed 000) on the same data (issue 14)
+        "imtl": (["--system", "mtl_st", "--st_config", "conf/train_st_imtl.yaml",
+                  "--st_tag", "imtl"], "conf/train_st_imtl.yaml"),
     }),
 }
 
@@ -211,9 +215,11 @@ def main():
     p.add_argument("--workdir", help="keep the runs here (default: a new temp dir)")
     p.add_argument("--settings", nargs="+", default=["full", "low_resource"],
                    choices=sorted(SETTINGS))
-    p.add_argument("--full_systems", nargs="+", default=["mtl_best", "mtl_ce_only"],
-                   choices=[s for s in SETTINGS["full"][1] if s != "baseline"],
-                   help="mtl_st systems of the full setting")
+    for setting, default in (("full", ["baseline", "mtl_best", "mtl_ce_only"]),
+                             ("low_resource", ["baseline", "mtl_st"])):
+        p.add_argument(f"--{setting}_systems", nargs="+", default=default,
+                       choices=list(SETTINGS[setting][1]),
+                       help=f"systems of the {setting} setting (trained interleaved)")
     p.add_argument("--budget", type=float,
                    help="training seconds per system (default: the full demo baseline's)")
     p.add_argument("--chunk", type=int, default=3,
@@ -230,8 +236,10 @@ def main():
         t0 = time.perf_counter()
         load_before = os.getloadavg()[0]
         recipe, log, prep_wall = prepare(work, setting)
-        systems = (["baseline", *args.full_systems] if setting == "full"
-                   else list(SETTINGS[setting][1]))
+        systems = getattr(args, f"{setting}_systems")
+        if budget is None and "baseline" not in systems:
+            p.error(f"--{setting}_systems: the baseline defines the budget; add it or give "
+                    "--budget")
         rows, budget = train_interleaved(recipe, log, setting, systems, budget, args.chunk)
         png = work / f"gain_{setting}.png"
         plot(recipe, setting, rows, budget, png)
@@ -239,7 +247,7 @@ def main():
             "recipe": f"egs2/{SETTINGS[setting][0]}/st1", "budget_seconds": round(budget, 1),
             "systems": rows, "plot": str(png),
             "bleu_vs_baseline": {k: round(v["bleu"] - rows["baseline"]["bleu"], 2)
-                                 for k, v in rows.items() if k != "baseline"},
+                                 for k, v in rows.items() if "baseline" in rows and k != "baseline"},
             "prep_wall_seconds": round(prep_wall, 1),
             "total_wall_seconds": round(time.perf_counter() - t0, 1),
             "load_average_1min": {"before": round(load_before, 2),

@@ -1,12 +1,13 @@
-"""The tables of our choices, one per slot: model, adapter, objective, strategy.
+"""The tables of our choices, one per slot: model, adapter, block hook, objective, strategy.
 
 Each table maps a config name to "module:Class"; classes are imported only
 when used, so reading a table (e.g. to list the choices in an error) is
 cheap. A new method adds its lines here and its own files; nothing else
 names it.
 
-`register_all` adds our models to ESPnet's `--model` ClassChoices. It is
-called when `espnet_mtl.tasks.st` is imported and is idempotent, so every
+`register_all` adds our models to ESPnet's `--model` ClassChoices and our
+encoders to its `encoder` ClassChoices. It is called when
+`espnet_mtl.tasks.st` is imported and is idempotent, so every
 process (including DDP workers started with spawn, which re-import the task
 module) can call it.
 """
@@ -20,9 +21,20 @@ MODELS: dict[str, str] = {
     "mtl_st": "espnet_mtl.models.mtl_st:MTLSTModel",
 }
 
+#: `encoder`: acoustic encoders added to ESPnet's `encoder` choices (STTask's `encoder_choices`).
+ENCODERS: dict[str, str] = {
+    "hf_hubert": "espnet_mtl.modules.hf_hubert:HFHubertEncoder",
+}
+
 #: `model_conf.adapter`: the join between acoustic and textual encoder.
 ADAPTERS: dict[str, str] = {
     "linear": "espnet_mtl.modules.adapters:LinearAdapter",
+    "shrink_lbm": "espnet_mtl.modules.shrinking:ShrinkLBMAdapter",
+}
+
+#: `model_conf.block_hooks`: modules acting between the textual encoder's blocks.
+BLOCK_HOOKS: dict[str, str] = {
+    "local_to_global": "espnet_mtl.modules.local_to_global:LocalToGlobal",
 }
 
 #: `model_conf.objectives`: named, weighted loss terms over a model's pass outputs.
@@ -34,6 +46,7 @@ OBJECTIVES: dict[str, str] = {  # (the order in which the weighted sum adds them
     "st_ctc": "espnet_mtl.objectives.ctc:STCTC",
     "consistency": "espnet_mtl.objectives.consistency:Consistency",
     "rdrop": "espnet_mtl.objectives.rdrop:RDrop",
+    "contrastive": "espnet_mtl.objectives.contrastive:Contrastive",
 }
 
 #: `--strategy`: how the trainer turns per-objective losses into one update.
@@ -41,10 +54,11 @@ STRATEGIES: dict[str, str] = {
     "static": "espnet_mtl.training.strategies.static:StaticWeights",
     "weight_schedule": "espnet_mtl.training.strategies.weight_schedule:WeightSchedule",
     "gradient_sum": "espnet_mtl.training.strategies.gradient_sum:GradientSum",
+    "task_norm": "espnet_mtl.training.strategies.task_norm:TaskNormWeights",
 }
 
-SLOTS = {"model": MODELS, "adapter": ADAPTERS, "objective": OBJECTIVES,
-         "strategy": STRATEGIES}
+SLOTS = {"model": MODELS, "encoder": ENCODERS, "adapter": ADAPTERS, "block_hook": BLOCK_HOOKS,
+         "objective": OBJECTIVES, "strategy": STRATEGIES}
 
 
 class UnknownChoice(ValueError):
@@ -65,3 +79,8 @@ def register_all(model_choices) -> None:
     for name in MODELS:
         if name not in model_choices.classes:
             model_choices.classes[name] = get("model", name)
+    from espnet2.tasks.st import encoder_choices  # ESPnet's own `encoder` slot
+
+    for name in ENCODERS:
+        if name not in encoder_choices.classes:
+            encoder_choices.classes[name] = get("encoder", name)

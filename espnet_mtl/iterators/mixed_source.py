@@ -35,6 +35,7 @@ Options (train only; validation stays ST):
     --train_asr_data_path_and_name_and_type dump/asr/wav.scp,speech,sound ...
     --train_asr_shape_file ...
     --mixed_source_mode ratio|round_robin  --mixed_source_ratio st=2,mt=1,asr=1
+    --mt_source_noise_prob 0.1  (IMTL noise on the MT-only source: `mt_noise`)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -51,6 +53,8 @@ from espnet2.samplers.abs_sampler import AbsSampler
 from espnet2.samplers.build_batch_sampler import build_batch_sampler
 from espnet2.train.dataset import AbsDataset, ESPnetDataset
 from espnet2.utils.types import str2triple_str, str_or_none
+
+from espnet_mtl.iterators import mt_noise
 
 PRIMARY = "st"
 #: auxiliary source -> (fields it must provide, what it lacks)
@@ -82,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "whole batches of one source in turn.")
     group.add_argument("--mixed_source_ratio", type=str_or_none, default=None,
                        help="e.g. 'st=2,mt=1,asr=1' (default: 1 for each source given)")
+    mt_noise.add_arguments(group)
 
 
 def configured_sources(args: argparse.Namespace) -> List[str]:
@@ -325,6 +330,7 @@ def build_iter_factory(task, args: argparse.Namespace, iter_options, mode: str):
 
     sources = configured_sources(args)
     check_model_uses_sources(args, sources)
+    noise = mt_noise.from_args(args, sources, iter_options.preprocess_fn)  # None: off
     ratio = parse_ratio(args.mixed_source_ratio, [PRIMARY, *sources])
     if getattr(args, "fold_length", None) and len(args.fold_length) != len(iter_options.shape_files):
         raise MixedSourceError(f"--fold_length has {len(args.fold_length)} values for "
@@ -369,9 +375,13 @@ def build_iter_factory(task, args: argparse.Namespace, iter_options, mode: str):
                                  f"--train_{source}_shape_file")
         source_batches[source] = [tuple(f"{source}/{k}" for k in b)
                                   for b in batches_of(shape_files, fold, source)]
+        noised = source == "mt" and noise is not None
+        # (ESPnet's cache keeps preprocessed examples: it would freeze one noise draw.)
         aux_datasets[source] = ESPnetDataset(
-            triples, float_dtype=args.train_dtype, preprocess=iter_options.preprocess_fn,
-            max_cache_size=iter_options.max_cache_size, max_cache_fd=iter_options.max_cache_fd,
+            triples, float_dtype=args.train_dtype,
+            preprocess=noise if noised else iter_options.preprocess_fn,
+            max_cache_size=0.0 if noised else iter_options.max_cache_size,
+            max_cache_fd=iter_options.max_cache_fd,
             allow_multi_rates=iter_options.allow_multi_rates,
         )
     sampler = MixedSourceSampler(source_batches, ratio, args.mixed_source_mode,
@@ -384,7 +394,9 @@ def build_iter_factory(task, args: argparse.Namespace, iter_options, mode: str):
         + f" -> {len(sampler)} batches per epoch")
     logging.info(f"[{mode}] dataset:\n{dataset}")
     # The sampler shuffles (and shards) itself: the factory must keep its order.
-    return SequenceIterFactory(
+    # With MT-source noise, the factory also tells the noise each epoch.
+    factory = SequenceIterFactory if noise is None else partial(mt_noise.EpochIterFactory, noise)
+    return factory(
         dataset=dataset, batches=sampler, seed=args.seed,
         num_iters_per_epoch=iter_options.num_iters_per_epoch, shuffle=False,
         num_workers=args.num_workers, collate_fn=iter_options.collate_fn,

@@ -1,7 +1,8 @@
 """Build `mtl_st` from the task's parsed arguments (ESPnet's component choices).
 
-Which optional heads are built follows the objectives that are on: a head no
-objective uses is not built (no unused parameters under DDP).
+Which optional heads are built follows the objectives that are on (and the
+adapter: CTC shrinking reads the CTC head): a head nothing uses is not built
+(no unused parameters under DDP).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def build_mtl_st(cls, args: argparse.Namespace):
         raise ValueError(f"unknown model_conf keys for model mtl_st: {sorted(unknown)}")
     heads = {h for name in cls.objectives_on(model_conf)
              for h in registry.get("objective", name).heads}
+    adapter = registry.get("adapter", model_conf.get("adapter", "linear"), key="model_conf.adapter")
+    heads |= set(getattr(adapter, "heads", ()))  # e.g. CTC length shrinking reads the CTC head
 
     # 1. frontend / specaug / normalize / preencoder
     if getattr(args, "input_size", None) is None:

@@ -4,7 +4,9 @@ Backbone of methods.md section 0 (seed 001's regularizers are objectives):
 
     speech -> frontend -> specaug (train) -> normalize -> [preencoder]
            -> acoustic encoder (any ESPnet encoder choice)
-           -> adapter (`linear`: Linear when sizes differ) -> textual encoder
+           -> adapter (`linear`: Linear when sizes differ; `shrink_lbm`: CTC
+              length shrinking + Looking-Back) -> textual encoder (with
+              `block_hooks` between its blocks: `local_to_global`, ...)
            -> attention decoder (shared) -> target
 
     transcript -> embedding + positional encoding -> the SAME textual encoder
@@ -62,6 +64,7 @@ from espnet_mtl.modules.adapters import build_adapter
 from espnet_mtl.modules.textual_encoder import (  # noqa: F401 (re-exported)
     TEXTUAL_ENCODER_DEFAULTS,
     TextualEncoder,
+    build_block_hook,
     merge_textual_conf,
 )
 from espnet_mtl.objectives import ObjectiveContext, ObjectiveError, PassOutput
@@ -141,6 +144,7 @@ class MTLSTModel(AbsESPnetModel):
         adapter: str = "linear",
         adapter_conf: Optional[dict] = None,
         mt_input_norm: bool = False,
+        block_hooks: Optional[dict] = None,
         objectives: Optional[dict] = None,
         # The seed-001 configs' flat keys (espnet_mtl.objectives explains them);
         # None = not given. New objectives are configured under `objectives`.
@@ -232,6 +236,7 @@ class MTLSTModel(AbsESPnetModel):
 
         # -- heads, kept only when an objective uses them -------------------------
         heads = {h for o in self.objectives.values() for h in o.heads}
+        heads |= set(getattr(self.adapter, "heads", ()))  # e.g. CTC length shrinking
         for name, module, missing in (
             ("ctc", ctc, "a CTC module"),
             ("extra_asr_decoder", extra_asr_decoder,
@@ -240,14 +245,21 @@ class MTLSTModel(AbsESPnetModel):
             ("st_ctc", st_ctc, "an st_ctc module"),
         ):
             if name in heads and module is None:
-                users = [n for n, o in self.objectives.items() if name in o.heads]
-                raise ValueError(f"objective {users[0]} needs {missing}")
+                users = [f"objective {n}" for n, o in self.objectives.items()
+                         if name in o.heads] or [f"adapter {adapter}"]
+                raise ValueError(f"{users[0]} needs {missing}")
             if name in heads:
                 setattr(self, name, module)
             elif name != "st_ctc":
                 # st_ctc stays absent: Speech2Text(ctc_weight > 0) then fails its own
                 # `hasattr(st_model, "st_ctc")` check instead of using an untrained head.
                 setattr(self, name, None)
+        if hasattr(self.adapter, "bind"):  # adapters that read a head (CTC shrinking)
+            self.adapter.bind(self)
+        # methods acting between textual-encoder blocks (L2G before, FiLM after, ...)
+        self.block_hooks = torch.nn.ModuleDict({
+            name: build_block_hook(name, hook_conf, self.textual_encoder)
+            for name, hook_conf in (block_hooks or {}).items()})
         self.mt_error_calculator = (
             MTErrorCalculator(token_list, tgt_sym_space, tgt_sym_blank, report_bleu)
             if report_bleu else None)
@@ -477,14 +489,21 @@ class MTLSTModel(AbsESPnetModel):
                   ("asr_att", _asr_att_pass), ("mt", _mt_pass))
 
     def active_objectives(self) -> dict:
-        """The objectives this forward computes (validation skips the `train_only` ones)."""
-        if not self.validating:
+        """The objectives this forward computes: validation skips the `train_only` ones,
+        and none that the training strategy has dropped (e.g. task-norm weighting)."""
+        strategy = getattr(self, "strategy", None)
+        dropped = strategy.dropped() if strategy is not None else ()
+        if not self.validating and not dropped:
             return self.objectives
-        return {n: o for n, o in self.objectives.items() if not o.train_only}
+        return {n: o for n, o in self.objectives.items()
+                if n not in dropped and not (self.validating and o.train_only)}
 
-    def compute_passes(self, b: dict) -> Dict[str, PassOutput]:
+    def compute_passes(self, b: dict, active: Optional[dict] = None) -> Dict[str, PassOutput]:
         """Every pass the active objectives read, over the rows that carry its fields."""
-        passes = self._validation_passes if self.validating else self.passes
+        if active is not None and len(active) < len(self.objectives) and not self.validating:
+            passes = _passes_of(active)  # some objectives dropped by the strategy
+        else:
+            passes = self._validation_passes if self.validating else self.passes
         covers = {}
         for name in passes:
             covers[name] = b["has"][PASS_FIELDS[name][0]]
@@ -554,7 +573,7 @@ class MTLSTModel(AbsESPnetModel):
         """
         b = self._batch(speech, speech_lengths, text, text_lengths, src_text, src_text_lengths)
         active = self.active_objectives()
-        out = self.compute_passes(b)
+        out = self.compute_passes(b, active)
         losses, stats = {}, {}
         for name, objective in active.items():
             losses[name], metrics = objective(out, self)

@@ -19,6 +19,8 @@ import torch
 from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
 
+from espnet_mtl import registry
+
 #: Defaults of `textual_encoder_conf`; a user's dict is merged over these.
 #: `output_size: null` = the acoustic encoder's output size.
 TEXTUAL_ENCODER_DEFAULTS = dict(
@@ -101,3 +103,21 @@ class TextualEncoder(torch.nn.Module):
             return xs, lens
         out, out_lens, _ = self.encoder(xs, lens)
         return out, out_lens
+
+
+def build_block_hook(name: str, conf: dict | None, encoder: TextualEncoder) -> torch.nn.Module:
+    """`model_conf.block_hooks.<name>`: a module that adds its hooks to `encoder`.
+
+    The class (table `espnet_mtl.registry.BLOCK_HOOKS`) is built with
+    `size`, `num_blocks` and its conf, then `attach(encoder)` adds its hooks.
+    """
+    cls = registry.get("block_hook", name, key=f"model_conf.block_hooks.{name}")
+    if encoder.num_blocks == 0:
+        raise ValueError(f"model_conf.block_hooks.{name}: the textual encoder has no blocks "
+                         "(textual_encoder_conf.num_blocks: 0); give it blocks or drop the hook")
+    try:
+        hook = cls(size=encoder.output_size(), num_blocks=encoder.num_blocks, **(conf or {}))
+    except TypeError as e:
+        raise ValueError(f"model_conf.block_hooks.{name}: {e}") from None
+    hook.attach(encoder)
+    return hook

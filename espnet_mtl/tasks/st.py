@@ -25,7 +25,7 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
 
 from espnet_mtl import registry
-from espnet_mtl.iterators import mixed_source
+from espnet_mtl.iterators import mixed_source, mt_noise
 from espnet_mtl.training.checkpoints import repair_interrupted_checkpoints
 from espnet_mtl.training.experiment_guard import check_resumable, own_experiment
 from espnet_mtl.training.probes import grad_conflict
@@ -66,6 +66,8 @@ class MTLSTTask(STTask):
         # and everything else are ESPnet's own iterators.
         if mode == "train" and mixed_source.configured_sources(args):
             return mixed_source.build_iter_factory(cls, args, iter_options, mode)
+        if mode == "train":  # refuses MT-source noise options without MT-only data
+            mt_noise.from_args(args, [])
         return super().build_sequence_iter_factory(args, iter_options, mode)
 
     @classmethod

@@ -34,7 +34,7 @@ CSV_NAME = "grad_conflict.csv"
 DEFAULT_MODULES = {
     "acoustic encoder": ("frontend.", "normalize.", "preencoder.", "encoder."),
     "adapter": ("adapter.",),
-    "textual encoder": ("textual_encoder.",),
+    "textual encoder": ("textual_encoder.", "block_hooks."),  # hooks act between its blocks
     "decoder": ("decoder.",),
 }
 

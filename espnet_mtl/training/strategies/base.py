@@ -15,7 +15,7 @@ stays separate from "current weight" (the strategy's, which may reach 0).
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -50,6 +50,10 @@ class Strategy(torch.nn.Module):
                 term = weights[name] * loss
                 total = term if total is None else total + term
         return total
+
+    def dropped(self) -> Tuple[str, ...]:
+        """Objectives no longer computed (the model skips them and the passes only they read)."""
+        return ()
 
     def stats(self) -> Dict[str, float]:
         """What to log each step (ESPnet's reporter averages it per epoch)."""
