@@ -294,3 +294,21 @@ def test_ablation_chain_configs_build(row, tmp_path, monkeypatch):
 def test_issue13_demo_configs_build(path, tmp_path, monkeypatch):
     model = MTLSTTask.build_model(_parse(path, tmp_path, monkeypatch))
     assert set(model.objectives) == set(_yaml(path)["model_conf"]["objectives"])
+
+
+@pytest.mark.parametrize("path", [DEMO_CONF / "train_st_imtl.yaml",
+                                  ROOT / "egs2" / "mini_st_low" / "st1" / "conf" / "train_st_imtl.yaml"],
+                         ids=["mini_st", "mini_st_low"])
+def test_imtl_demo_configs_build_and_train(path, tmp_path, monkeypatch):
+    """Issue 14: every IMTL part on, composed by config."""
+    args = _parse(path, tmp_path, monkeypatch)
+    model = MTLSTTask.build_model(args)
+    conf = _yaml(path)
+    assert set(model.objectives) == set(conf["model_conf"]["objectives"]) >= {"contrastive"}
+    assert type(model.adapter).__name__ == "ShrinkLBMAdapter" and model.adapter._ctc is model.ctc
+    assert model.block_hooks["local_to_global"].kernels == [5, 9]
+    assert type(model.strategy).__name__ == "TaskNormWeights"
+    assert args.mt_source_noise_prob == (0.1 if "mini_st_low" in str(path) else 0.0)
+    model.train()
+    loss, stats, _ = model(**_batch())
+    assert torch.isfinite(loss) and stats["loss_contrastive"] > 0

@@ -90,3 +90,14 @@ def test_what_may_change_on_resume_and_what_may_not(tmp_path):
         check_resumable(args, exp)
     os.unlink(exp / "checkpoint.pth")
     check_resumable(args, exp)  # nothing to resume: a fresh start may change anything
+
+
+def test_a_run_without_frontend_resumes(tmp_path):
+    # input_size set (raw waveform into hf_hubert): config.yaml holds frontend None
+    # and frontend_conf {}, while a fresh parse of the same config says 'default'
+    exp, args = _trained(tmp_path, input_size=1, frontend=None, frontend_conf={})
+    check_resumable(argparse.Namespace(**{**vars(args), "frontend": "default",
+                                          "frontend_conf": {"n_fft": 512}}), exp)
+    with pytest.raises(ExperimentMismatch, match="was trained with input_size: 1"):
+        check_resumable(argparse.Namespace(**{**vars(args), "input_size": None,
+                                              "frontend": "default"}), exp)

@@ -68,8 +68,9 @@ class Tiny(torch.nn.Module):
         for p in self.parameters():
             torch.nn.init.constant_(p, 1.0)
 
-    def losses(self, absent=()):
-        params = dict(self.named_parameters())
+    def losses(self, absent=(), frozen=()):
+        """`frozen`: parameters no loss reaches (as under torch.no_grad)."""
+        params = {n: p.detach() if n in frozen else p for n, p in self.named_parameters()}
         return {task: None if task in absent else
                 sum(c * params[name].sum() for name, c in coef.items())
                 for task, coef in COEF.items()}
@@ -80,7 +81,7 @@ def _strategy(conf=CONF, weights=WEIGHTS):
 
 
 def _weighted(losses, weights):
-    return sum(weights[n] * float(l) for n, l in losses.items() if l is not None)
+    return sum(weights[n] * float(l.detach()) for n, l in losses.items() if l is not None)
 
 
 def test_registered_with_the_papers_defaults():
@@ -116,7 +117,8 @@ def test_weights_follow_the_hand_computed_norms_and_mt_is_dropped(caplog):
                 {"weight_asr_ctc": asr[n - 1], "weight_mt_ce": mt[n - 1]}), n
             losses = net.losses(absent=s.dropped())  # the model skips dropped objectives
             total = s.combine(losses, net)
-            assert float(total.detach()) == pytest.approx(_weighted(losses, weights), rel=1e-6), n
+            expect = _weighted(losses, weights)
+            assert float(total.detach()) == pytest.approx(expect, rel=1e-6), n
             for p, g in zip(net.parameters(), grads):
                 assert p.grad is g and bool((g == 7.0).all()), n
             total.backward()  # the graph is still there for the step's backward
@@ -151,6 +153,14 @@ def test_a_missing_loss_postpones_the_check():
     assert s.current_weights()["asr_ctc"] == pytest.approx(0.5)
     s.combine(net.losses(), net)  # n = 4: k = 2
     assert s.current_weights()["asr_ctc"] == pytest.approx(0.5 * 0.5 ** 2)
+    # an encoder that no loss reaches yet (frozen): the ASR check waits, MT's runs
+    net, s = Tiny(), _strategy()
+    for frozen in ((), (ENC,), ()):  # n = 1, 2 (due, postponed), 3 (k = 1)
+        s.combine(net.losses(frozen=frozen), net)
+        if frozen:
+            assert s.current_weights()["asr_ctc"] == 1.0
+            assert s.current_weights()["mt_ce"] == pytest.approx(0.5 ** 0.5)
+    assert s.current_weights()["asr_ctc"] == pytest.approx(0.5)
 
 
 def test_eval_mode_neither_counts_nor_checks():
@@ -298,3 +308,20 @@ def test_espnet_loop_logs_the_weights(tmp_path, monkeypatch):
         assert new != configured
         assert logged == pytest.approx((2 * configured + new) / 3, rel=1e-5)
         assert math.isfinite(logged)
+
+
+def test_several_gpus_need_unused_parameters(monkeypatch):
+    # a dropped objective's own parameters get no gradient: DDP must be told at start
+    import sys
+
+    from espnet_mtl.tasks.st import MTLSTTask
+    from espnet_mtl.training.trainer import MTLTrainer
+
+    monkeypatch.setattr(sys, "argv", ["st_train"])
+    parser = MTLSTTask.get_parser()
+    args = parser.parse_args(["--strategy", "task_norm", "--ngpu", "2"])
+    with pytest.raises(ValueError, match="--unused_parameters true"):
+        MTLTrainer.build_options(args)
+    args = parser.parse_args(["--strategy", "task_norm", "--ngpu", "2",
+                              "--unused_parameters", "true"])
+    assert MTLTrainer.build_options(args).strategy == "task_norm"

@@ -144,7 +144,7 @@ class _MaskedGroupNorm(torch.nn.GroupNorm):
     HuBERT-base's first conv layer normalises each channel over the whole time
     axis, padding included, so a padded utterance would see other statistics
     than alone (HF's docs warn of this for group-norm checkpoints). With
-    `lengths` set (the valid steps of this layer's input), mean and variance
+    `lengths` set (the valid steps of its input), mean and variance
     come from the valid steps; without, this is nn.GroupNorm.
     """
 
@@ -156,8 +156,9 @@ class _MaskedGroupNorm(torch.nn.GroupNorm):
         b, c, t = x.shape
         g = self.num_groups
         valid = (torch.arange(t, device=x.device)[None, :] < self.lengths[:, None].to(x.device))
-        valid = valid[:, None, None, :].to(x.dtype)  # (B, 1, 1, T)
-        xg = x.reshape(b, g, c // g, t)
+        valid = valid[:, None, None, :].float()  # (B, 1, 1, T)
+        # in float32 as nn.GroupNorm under autocast: fp16 sums over ~50k steps overflow
+        xg = x.float().reshape(b, g, c // g, t)
         count = valid.sum(dim=-1, keepdim=True).clamp(min=1) * (c // g)  # (B, 1, 1, 1)
         mean = (xg * valid).sum(dim=(2, 3), keepdim=True) / count
         var = (((xg - mean) * valid) ** 2).sum(dim=(2, 3), keepdim=True) / count  # biased
@@ -203,7 +204,7 @@ class HFHubertEncoder(AbsEncoder):
         self.conv_stride = list(config.conv_stride)
         self.normalize_waveform = (_auto_normalize(self.model_name_or_path, config)
                                    if normalize_waveform is None else bool(normalize_waveform))
-        self._group_norms = self._mask_group_norms()
+        self._group_norm_at = self._mask_group_norms()
         if self.freeze_feature_extractor:
             extractor = self.hubert.feature_extractor
             for p in extractor.parameters():
@@ -247,8 +248,10 @@ class HFHubertEncoder(AbsEncoder):
     # `init: chainer` calls this on every module but not reload_pretrained_parameters
     espnet_initialization_fn = reload_pretrained_parameters
 
-    def _mask_group_norms(self) -> List[Tuple[int, _MaskedGroupNorm]]:
-        """Swap the conv stack's GroupNorms for `_MaskedGroupNorm` (same state_dict keys)."""
+    def _mask_group_norms(self) -> List[Tuple[int, str]]:
+        """Swap the conv stack's GroupNorms for `_MaskedGroupNorm` (same state_dict keys);
+        returns (conv layer index, attribute name) of each (looked up at each forward, so
+        replicas and copies of the model find their own)."""
         layers = getattr(self.hubert.feature_extractor, "conv_layers", None)
         found = []
         for i, layer in enumerate(layers if layers is not None else ()):
@@ -258,7 +261,7 @@ class HFHubertEncoder(AbsEncoder):
                                               child.affine)
                     masked.load_state_dict(child.state_dict())
                     setattr(layer, child_name, masked)
-                    found.append((i, masked))
+                    found.append((i, child_name))
         if self.hubert.config.feat_extract_norm == "group" and not found:
             raise RuntimeError(
                 "hf_hubert: no GroupNorm found in HubertModel.feature_extractor.conv_layers; "
@@ -327,14 +330,16 @@ class HFHubertEncoder(AbsEncoder):
             if int(self.num_updates) == self.freeze_updates + 1 and self.freeze_updates > 0:
                 logging.info(f"hf_hubert: HuBERT trains from now on (after "
                              f"{self.freeze_updates} frozen forwards)")
-        for i, norm in self._group_norms:  # a norm of layer i sees that conv's output
+        norms = [(i, getattr(self.hubert.feature_extractor.conv_layers[i], name))
+                 for i, name in self._group_norm_at]
+        for i, norm in norms:  # a norm of layer i sees that conv's output
             norm.lengths = lengths[i]
         try:
             with torch.no_grad() if frozen else contextlib.nullcontext():
                 hidden = self.hubert(input_values=wav, attention_mask=valid.long()
                                      ).last_hidden_state
         finally:
-            for _, norm in self._group_norms:
+            for _, norm in norms:
                 norm.lengths = None
         hidden = hidden[:, : int(olens.max())]
         if self.proj is not None:

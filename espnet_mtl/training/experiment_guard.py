@@ -69,10 +69,15 @@ def check_resumable(args: argparse.Namespace, output_dir: str | Path) -> None:
             detail = "same size, different tokens" if len(old or []) == len(new or []) else sizes
             raise ExperimentMismatch(f"{output_dir} was trained with a different {what} "
                                      f"({detail}): {advice}")
+    # With input_size set there is no frontend: the build writes frontend None and
+    # frontend_conf {} into config.yaml, while a fresh parse still says 'default'.
+    no_frontend = getattr(args, "input_size", None) is not None
     for name in MODEL_FIELDS:
         if name not in trained and not hasattr(args, name):
             continue
         old, new = trained.get(name), _plain(getattr(args, name, None))
+        if no_frontend and name in ("frontend", "frontend_conf"):
+            new = None if name == "frontend" else {}
         if old != new:
             raise ExperimentMismatch(f"{output_dir} was trained with {name}: {old!r} "
                                      f"({config}), but this run has {name}: {new!r}: {advice}")

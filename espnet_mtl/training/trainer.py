@@ -11,7 +11,7 @@ Under `--strategy static` without the probe the wrapper is not used at all:
 the loop is exactly ESPnet's.
 
 Options (added to the task's parser):
-    --strategy static|weight_schedule|gradient_sum   (espnet_mtl.registry.STRATEGIES)
+    --strategy static|weight_schedule|gradient_sum|task_norm   (espnet_mtl.registry.STRATEGIES)
     --strategy_conf {...}                             the strategy's options
     --grad_probe_interval N                           probe every N updates (0: off)
 """
@@ -92,8 +92,13 @@ class MTLTrainer(Trainer):
         options = build_dataclass(MTLTrainerOptions, args)
         if options.grad_probe_interval < 0:
             raise ValueError(f"--grad_probe_interval must be >= 0, got {options.grad_probe_interval}")
-        registry.get("strategy", options.strategy, key="--strategy").check(
-            options.accum_grad, options.use_amp, options.strategy)
+        strategy = registry.get("strategy", options.strategy, key="--strategy")
+        strategy.check(options.accum_grad, options.use_amp, options.strategy)
+        if (strategy.may_drop_objectives and getattr(args, "ngpu", 0) > 1
+                and not getattr(args, "unused_parameters", False)):
+            # a dropped objective's own parameters (e.g. the MT embedding) get no gradient
+            raise ValueError(f"--strategy {options.strategy} may drop objectives during "
+                             "training; with several GPUs set --unused_parameters true")
         return options
 
     @classmethod

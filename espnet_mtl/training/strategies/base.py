@@ -29,6 +29,8 @@ class Strategy(torch.nn.Module):
     needs_gradients: bool = False
     #: works with ESPnet's --accum_grad > 1
     supports_accum_grad: bool = True
+    #: may stop computing objectives in training (`dropped`): DDP must allow unused parameters
+    may_drop_objectives: bool = False
 
     def __init__(self, weights: Dict[str, float]):
         super().__init__()

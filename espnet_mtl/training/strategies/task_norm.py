@@ -37,10 +37,16 @@ or the task's loss is None in the batch of a due check (no row of it feeds
 that objective, e.g. an MT-only batch of a mixed-source run, on any DDP
 rank), the check is postponed to the next batch that has both, and the log
 says so at the due update (k is then that batch's t // K: a check postponed
-past the next multiple of K merges into that one). The update count, the
-current weights, the last check done and the dropped flags are buffers:
-checkpointed with the model (as `strategy.*`), so a resumed run continues
-where the killed one stopped.
+past the next multiple of K merges into that one). Likewise when neither
+loss has a gradient on a group's projections in that forward (an encoder
+frozen for its first updates, e.g. HuBERT's `freeze_updates`). When only one
+of the two has none, its loss does not reach the group: a `StrategyError`
+(a configuration mistake, not a weight of 0 or a division by 0); so is a
+group with no matching parameter, raised at the first training step.
+
+The update count, the current weights (as current / configured), the last
+check done and the dropped flags are buffers: checkpointed with the model
+(as `strategy.*`), so a resumed run continues where the killed one stopped.
 `stats()` reports `weight_<objective>` for every ruled objective each step,
 which ESPnet's reporter averages per epoch and draws as images/weight_*.png
 (`espnet_mtl.training.curves`).
@@ -110,6 +116,8 @@ class _Rule:
 
 
 class TaskNormWeights(Strategy):
+    may_drop_objectives = True
+
     def __init__(self, weights: Dict[str, float], interval: int = 5000,
                  reference: str = "st_ce", min_weight: float = 0.1,
                  rules: Optional[Dict[str, dict]] = None,
@@ -254,32 +262,45 @@ class TaskNormWeights(Strategy):
             return
         params_by_name = dict(model.named_parameters())
         groups = sorted({g for i in due for g in self.rules[i].groups})
-        names = [p for g in groups for p in self._group_names[g]
-                 if params_by_name[p].requires_grad]
+        members = {g: [p for p in self._group_names[g] if params_by_name[p].requires_grad]
+                   for g in groups}
+        for i in due:
+            for g in self.rules[i].groups:
+                if not members[g]:
+                    raise StrategyError(f"{self.rules[i].key}.groups: '{g}' has no trainable "
+                                        "attention output projection (all frozen)")
+        names = [p for g in groups for p in members[g]]
         index = {p: j for j, p in enumerate(names)}
         wanted = {self.reference: losses[self.reference],
                   **{self.rules[i].name: losses[self.rules[i].name] for i in due}}
-        # the step's backward still needs the graph: keep it
-        grads = gradients.objective_gradients(wanted, [params_by_name[p] for p in names],
-                                              keep_graph=True)
+        # the step's backward still needs the graph: keep it (a loss that reaches no
+        # trainable parameter at all has no graph: no gradient anywhere)
+        grads = gradients.objective_gradients(
+            {t: l for t, l in wanted.items() if l.requires_grad},
+            [params_by_name[p] for p in names], keep_graph=True)
+        grads.update({t: [None] * len(names) for t in wanted if t not in grads})
 
-        def norm(task: str, group: str, rule: _Rule) -> float:
-            members = [index[p] for p in self._group_names[group] if p in index]
-            if not members:
-                raise StrategyError(f"{rule.key}.groups: '{group}' has no trainable attention "
-                                    "output projection (all frozen)")
-            g = sum(0.0 if grads[task][j] is None else float(grads[task][j].norm())
-                    for j in members) / len(members)
-            if g == 0.0:
-                raise StrategyError(
-                    f"{rule.key}.groups: the gradient of {task} on the attention output "
-                    f"projections of '{group}' is zero: its loss does not reach them")
-            return g
+        def norm(task: str, group: str) -> float:
+            gs = [grads[task][index[p]] for p in members[group]]
+            return sum(0.0 if g is None else float(g.norm()) for g in gs) / len(gs)
 
         for i in due:
             rule = self.rules[i]
-            norms = {g: (norm(rule.name, g, rule), norm(self.reference, g, rule))
-                     for g in rule.groups}
+            norms = {g: (norm(rule.name, g), norm(self.reference, g)) for g in rule.groups}
+            silent = [g for g, (a, b) in norms.items() if a == 0.0 and b == 0.0]
+            if silent:
+                # no loss reaches the group in this forward (e.g. an encoder frozen for
+                # its first updates): try again at the next batch
+                if n % self.interval == 0:
+                    logging.info(f"task_norm: update {n}: {rule.name} check k={k} postponed: "
+                                 f"no gradient on the projections of {', '.join(silent)}")
+                continue
+            for g, (a, b) in norms.items():
+                if a == 0.0 or b == 0.0:
+                    task = rule.name if a == 0.0 else self.reference
+                    raise StrategyError(
+                        f"{rule.key}.groups: the gradient of {task} on the attention output "
+                        f"projections of '{g}' is zero: its loss does not reach them")
             ratio = max(a / b for a, b in norms.values())
             old, scale = self._weight(i), self._scale[i] * ratio ** (k * rule.exponent)
             new = self.configured[rule.name] * scale
