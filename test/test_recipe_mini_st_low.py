@@ -76,6 +76,25 @@ def test_both_systems_are_decoded_and_scored(recipe):
         assert 0.0 <= json.loads(found[0].read_text())["bleu"] <= 100.0
 
 
+def test_imtl_config_trains_shrinks_decodes_and_scores_through_the_recipe(recipe):
+    """Issue 14: conf/train_st_imtl.yaml (every IMTL part) through stages 11-13."""
+    import torch
+
+    r = run(recipe, "--system", "mtl_st", "--stage", "11", "--st_config",
+            "conf/train_st_imtl.yaml", "--st_tag", "imtl", *TINY[:-1],
+            "--max_epoch 2 --keep_nbest_models 1 --model_conf adapter_conf.warmup_steps=3")
+    assert r.returncode == 0, f"run.sh failed:\n{r.stderr[-4000:]}"
+    exp = recipe / "exp" / "st_imtl"
+    conf = yaml.safe_load((exp / "config.yaml").read_text())
+    assert conf["model_conf"]["adapter"] == "shrink_lbm" and conf["strategy"] == "task_norm"
+    assert conf["mt_source_noise_prob"] == 0.1
+    # trained past the shrinking warm-up: the decoded model shrinks
+    state = torch.load(exp / "valid.acc.ave.pth", map_location="cpu")
+    assert int(state["adapter.updates"]) >= 3
+    found = list(exp.glob("*/tst-COMMON.en-de/score_bleu/result.json"))
+    assert len(found) == 1 and 0.0 <= json.loads(found[0].read_text())["bleu"] <= 100.0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--system", "both_of_them"], "--system takes one of both|baseline|mtl_st"),
     (["--stage", "ten"], "--stage takes a stage number"),

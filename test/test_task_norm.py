@@ -254,7 +254,9 @@ def test_real_model_groups_and_a_dropped_task_is_not_computed(tmp_path, monkeypa
     model.train()
     weights = {n: w for n, w in model.objective_weights.items() if n in model.objectives}
     # the default rules on mtl_st's own parameter names, checked at update 1
-    model.strategy = build_strategy("task_norm", {"interval": 1, "min_weight": 0.0}, weights)
+    # (decrease_only off: the formula as written, whichever side of 1 the ratio is)
+    model.strategy = build_strategy("task_norm", {"interval": 1, "min_weight": 0.0,
+                                                  "decrease_only": False}, weights)
     out = model(**_batch(), return_objectives=True)
     losses = out["objectives"]
     norms, counts = {}, {}
@@ -268,6 +270,12 @@ def test_real_model_groups_and_a_dropped_task_is_not_computed(tmp_path, monkeypa
                    for g in ("textual_encoder.", "decoder.")) ** 0.5
     assert model.strategy.current_weights() == pytest.approx(
         {"st_ce": 1.0, "asr_ctc": asr, "mt_ce": mt}, rel=1e-5)
+    # the default caps each ratio at 1: a weight only ever goes down
+    model.strategy = build_strategy("task_norm", {"interval": 1, "min_weight": 0.0}, weights)
+    model.strategy.combine(model(**_batch(), return_objectives=True)["objectives"], model)
+    current = model.strategy.current_weights()
+    assert all(current[n] <= weights[n] for n in weights)
+    assert asr <= 0.3 or current["asr_ctc"] == 0.3  # here the CTC ratio is above 1
     # a strategy that drops MT at its first check: the MT pass is no longer run
     model.strategy = build_strategy(
         "task_norm", {"interval": 1, "min_weight": 1e6,
@@ -286,7 +294,7 @@ def test_real_model_groups_and_a_dropped_task_is_not_computed(tmp_path, monkeypa
 def test_espnet_loop_logs_the_weights(tmp_path, monkeypatch):
     model = _build(tmp_path, monkeypatch, MODEL_CONF)
     weights = {n: w for n, w in model.objective_weights.items() if n in model.objectives}
-    model.strategy = build_strategy("task_norm", {"interval": 2}, weights)
+    model.strategy = build_strategy("task_norm", {"interval": 2, "decrease_only": False}, weights)
     args = MTLSTTask.get_parser().parse_args(
         ["--config", str(tmp_path / "conf.yaml"), "--token_list", str(tmp_path / "tgt.txt"),
          "--src_token_list", str(tmp_path / "src.txt"), "--output_dir", str(tmp_path / "exp"),

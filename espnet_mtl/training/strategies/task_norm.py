@@ -5,6 +5,7 @@
         interval: 5000          # K: check every K updates (k = t // K)
         reference: st_ce        # the main task
         min_weight: 0.1         # below this a task is dropped: no longer computed
+        decrease_only: true     # a ratio above 1 leaves the weight as it is [choice]
         rules:                  # (these are the defaults, the authors' code [code])
             asr_ctc: {groups: [encoder], until: 20000, exponent: 1.0}
             mt_ce: {groups: [textual_encoder, decoder], until: 30000, exponent: 0.5}
@@ -15,8 +16,13 @@ on the attention output projections (parameters matching `projections`,
 ESPnet's MultiHeadedAttention `linear_out.weight`: the decoder has a
 self_attn and a src_attn one per layer) among the parameters whose name
 starts with `<group>.`; ratio = max over the rule's groups of
-g^task / g^reference; then w <- w * ratio ** (k * exponent) (not capped: a
-ratio above 1 raises the weight, as the formula does). A task whose
+g^task / g^reference; then w <- w * ratio ** (k * exponent). With
+`decrease_only` (default) the ratio is capped at 1 [choice]: the method is a
+weight *decrease*, and the uncapped formula compounds a ratio above 1 into
+an exploding weight (the low-resource demo's CTC, whose summed loss has
+~6x the ST gradient norm in the acoustic encoder, went 0.3 -> 12.5 -> 432 in
+two checks and stalled ST training); `decrease_only: false` is the formula
+as written. A task whose
 weight falls below `min_weight` is dropped: its weight is 0 from then on and
 `dropped()` lists it, so the model stops computing it and the passes only it
 reads (e.g. the MT path). Every check is logged (`logging.info`).
@@ -121,8 +127,9 @@ class TaskNormWeights(Strategy):
     def __init__(self, weights: Dict[str, float], interval: int = 5000,
                  reference: str = "st_ce", min_weight: float = 0.1,
                  rules: Optional[Dict[str, dict]] = None,
-                 projections: str = DEFAULT_PROJECTIONS):
+                 projections: str = DEFAULT_PROJECTIONS, decrease_only: bool = True):
         super().__init__(weights)
+        self.decrease_only = bool(decrease_only)
         try:
             self.interval = int(interval)
         except (TypeError, ValueError):
@@ -302,7 +309,8 @@ class TaskNormWeights(Strategy):
                         f"{rule.key}.groups: the gradient of {task} on the attention output "
                         f"projections of '{g}' is zero: its loss does not reach them")
             ratio = max(a / b for a, b in norms.values())
-            old, scale = self._weight(i), self._scale[i] * ratio ** (k * rule.exponent)
+            applied = min(ratio, 1.0) if self.decrease_only else ratio
+            old, scale = self._weight(i), self._scale[i] * applied ** (k * rule.exponent)
             new = self.configured[rule.name] * scale
             drop = new < self.min_weight
             self.rule_scales[i] = scale
@@ -313,8 +321,9 @@ class TaskNormWeights(Strategy):
             shown = ", ".join(f"{g} {a:.4g} / {b:.4g}" for g, (a, b) in norms.items())
             logging.info(
                 f"task_norm: update {n} (k={k}): {rule.name} / {self.reference} gradient norm "
-                f"on attention output projections: {shown}; ratio {ratio:.4g} ** "
-                f"{k * rule.exponent:g}; weight {old:.4g} -> {new:.4g}"
+                f"on attention output projections: {shown}; ratio {ratio:.4g}"
+                + (" (capped at 1: decrease_only)" if applied != ratio else "")
+                + f" ** {k * rule.exponent:g}; weight {old:.4g} -> {new:.4g}"
                 + (f"; below min_weight {self.min_weight:g}: {rule.name} dropped "
                    "(no longer computed)" if drop else ""))
             if drop and torch.distributed.is_available() and torch.distributed.is_initialized():
