@@ -333,3 +333,6 @@ def test_several_gpus_need_unused_parameters(monkeypatch):
     args = parser.parse_args(["--strategy", "task_norm", "--ngpu", "2",
                               "--unused_parameters", "true"])
     assert MTLTrainer.build_options(args).strategy == "task_norm"
+    args = parser.parse_args(["--strategy", "task_norm", "--mixed_source_mode", "round_robin"])
+    with pytest.raises(ValueError, match="--mixed_source_mode ratio"):
+        MTLTrainer.build_options(args)

@@ -99,6 +99,12 @@ class MTLTrainer(Trainer):
             # a dropped objective's own parameters (e.g. the MT embedding) get no gradient
             raise ValueError(f"--strategy {options.strategy} may drop objectives during "
                              "training; with several GPUs set --unused_parameters true")
+        if strategy.may_drop_objectives and getattr(args, "mixed_source_mode", None) == "round_robin":
+            # a whole batch of one source whose objectives were dropped would feed no loss
+            raise ValueError(f"--strategy {options.strategy} may drop objectives during "
+                             "training, which --mixed_source_mode round_robin cannot follow "
+                             "(a batch of only MT-only rows would then train nothing); use "
+                             "--mixed_source_mode ratio")
         return options
 
     @classmethod
