@@ -64,8 +64,16 @@ def _group_alive(pgid: int) -> bool:
 def _wait_for(condition, timeout, what):
     deadline = time.time() + timeout
     while not condition():
-        assert time.time() < deadline, f"timed out waiting for {what}"
+        if time.time() >= deadline:
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(0.05)
+
+
+def _ps(pids) -> str:
+    """What became of these processes (for a failure message)."""
+    r = subprocess.run(["ps", "-o", "pid,ppid,pgid,stat,etime,args", "-p",
+                        ",".join(map(str, pids))], capture_output=True, text=True)
+    return r.stdout
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
@@ -76,7 +84,10 @@ def test_killed_driver_takes_its_tasks_along_and_a_rerun_neither_doubles_nor_tru
                              "--python", "./stand_in_python"], cwd=recipe,
                             env={**os.environ, "TASK_PIDS": str(pids)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # a driver started from a terminal: SIGHUP at its default even
+                            # when this test runs under nohup (ignored signals are inherited)
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         # Both tasks of the first set are busy: 2 x (task shell, its sleep).
         _wait_for(lambda: pids.exists() and len(pids.read_text().split()) >= 4, 60, "the tasks")
@@ -90,7 +101,8 @@ def test_killed_driver_takes_its_tasks_along_and_a_rerun_neither_doubles_nor_tru
 
         os.kill(driver, sig)  # the driver alone, as SIGKILL, the OOM killer or a closed terminal
         tasks = [int(p) for p in pids.read_text().split()]
-        _wait_for(lambda: not any(_alive(p) for p in tasks), 15, f"tasks {tasks} to die")
+        _wait_for(lambda: not any(_alive(p) for p in tasks), 30,
+                  lambda: f"tasks {tasks} to die:\n" + _ps(tasks + [driver]))
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
