@@ -47,6 +47,7 @@ OBJECTIVES: dict[str, str] = {  # (the order in which the weighted sum adds them
     "consistency": "espnet_mtl.objectives.consistency:Consistency",
     "rdrop": "espnet_mtl.objectives.rdrop:RDrop",
     "contrastive": "espnet_mtl.objectives.contrastive:Contrastive",
+    "cpc": "espnet_mtl.objectives.cpc:CPC",
 }
 
 #: `--strategy`: how the trainer turns per-objective losses into one update.
@@ -55,6 +56,7 @@ STRATEGIES: dict[str, str] = {
     "weight_schedule": "espnet_mtl.training.strategies.weight_schedule:WeightSchedule",
     "gradient_sum": "espnet_mtl.training.strategies.gradient_sum:GradientSum",
     "task_norm": "espnet_mtl.training.strategies.task_norm:TaskNormWeights",
+    "modo": "espnet_mtl.training.strategies.modo:MoDo",
 }
 
 SLOTS = {"model": MODELS, "encoder": ENCODERS, "adapter": ADAPTERS, "block_hook": BLOCK_HOOKS,

@@ -260,6 +260,12 @@ class MTLSTModel(AbsESPnetModel):
         self.block_hooks = torch.nn.ModuleDict({
             name: build_block_hook(name, hook_conf, self.textual_encoder)
             for name, hook_conf in (block_hooks or {}).items()})
+        # parameters an objective owns (the CPC head), only for objectives that are on:
+        # no unused parameters under DDP, and no new state_dict keys without them
+        self.objective_modules = torch.nn.ModuleDict({
+            name: module for name, module in (
+                (n, o.build_module(encoder.output_size())) for n, o in self.objectives.items())
+            if module is not None})
         self.mt_error_calculator = (
             MTErrorCalculator(token_list, tgt_sym_space, tgt_sym_blank, report_bleu)
             if report_bleu else None)
@@ -504,6 +510,7 @@ class MTLSTModel(AbsESPnetModel):
             passes = _passes_of(active)  # some objectives dropped by the strategy
         else:
             passes = self._validation_passes if self.validating else self.passes
+        read = {p for o in (active or self.objectives).values() for p in o.passes}
         covers = {}
         for name in passes:
             covers[name] = b["has"][PASS_FIELDS[name][0]]
@@ -514,6 +521,7 @@ class MTLSTModel(AbsESPnetModel):
             if name not in passes:
                 continue
             users = [p for p in passes if name in PASS_INPUTS.get(p, ())]
+            users += [name] if name in read else []  # read itself (cpc reads speech)
             if not any(bool(covers[p].any()) for p in users or [name]):
                 continue  # no row of this batch for it (or for the passes that read it)
             if any(p not in out for p in PASS_INPUTS.get(name, ())):

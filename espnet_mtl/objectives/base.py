@@ -14,6 +14,14 @@ needs; it computes a scalar from the outputs with the functions of
 `espnet_mtl.losses` (or ESPnet's own loss modules). Weighting is not its
 business: the model reports the configured weighted sum, and the training
 strategy decides the update (`espnet_mtl.training.strategies`).
+
+Most objectives own no parameters (the heads they use are the model's). One
+that does (the CPC context network and predictors) defines `build_module`:
+the model builds it, only while the objective is on, into
+`model.objective_modules[name]` (a ModuleDict keyed by the objective's name
+in the table) and the objective reads it from there in `__call__`. A model
+without such objectives has an empty ModuleDict: no new state_dict keys, so
+its checkpoints are what they were.
 """
 
 from __future__ import annotations
@@ -90,6 +98,10 @@ class Objective:
     def per_example(self, value: torch.Tensor, examples: int) -> torch.Tensor:
         """A loss reduced with `self.reduction` -> per example (a token mean stays)."""
         return value if self.ctx.length_normalized else value / examples
+
+    def build_module(self, encoder_output_size: int) -> Optional[torch.nn.Module]:
+        """This objective's own parameters over the acoustic encoder output, if any."""
+        return None
 
     def __call__(self, out: Dict[str, PassOutput], model) -> Tuple[Optional[torch.Tensor], dict]:
         """(loss, metrics); loss None when no row of this batch feeds it."""

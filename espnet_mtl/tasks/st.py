@@ -23,12 +23,13 @@ from espnet2.st.espnet_model import ESPnetSTModel
 from espnet2.tasks.st import STTask
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
+from espnet2.utils.nested_dict_action import NestedDictAction
 
 from espnet_mtl import registry
 from espnet_mtl.iterators import mixed_source, mt_noise
 from espnet_mtl.training.checkpoints import repair_interrupted_checkpoints
 from espnet_mtl.training.experiment_guard import check_resumable, own_experiment
-from espnet_mtl.training.probes import grad_conflict
+from espnet_mtl.training.probes import grad_conflict, layer_conflict
 from espnet_mtl.training.strategies import build_strategy
 from espnet_mtl.training.trainer import MTLTrainer
 from espnet_mtl.training.curves import draw_training_curves
@@ -59,6 +60,37 @@ class MTLSTTask(STTask):
         finally:
             parser.conflict_handler = saved
         mixed_source.add_arguments(parser)
+        group = parser.add_argument_group("Optimizer parameter groups (espnet_mtl)")
+        group.add_argument("--lr_groups", action=NestedDictAction, default={},
+                           help="parameter-name prefix -> learning rate, e.g. "
+                                "'{encoder: 5.0e-5}' (Objective Soups: backbone and heads at "
+                                "their own rates); the other parameters use optim_conf's lr")
+
+    @classmethod
+    def build_optimizers(cls, args, model):
+        groups = dict(getattr(args, "lr_groups", None) or {})
+        if not groups:
+            return super().build_optimizers(args, model)
+        if args.sharded_ddp or args.exclude_weight_decay:
+            raise ValueError("--lr_groups cannot be combined with --sharded_ddp or "
+                             "--exclude_weight_decay")
+        from espnet2.tasks.abs_task import optim_classes
+
+        members = {prefix: [] for prefix in groups}
+        rest = []
+        for name, param in model.named_parameters():
+            # the longest matching prefix wins: {decoder: .., decoder.output_layer: ..}
+            match = max((p for p in groups if name == p or name.startswith(p + ".")),
+                        key=len, default=None)
+            (rest if match is None else members[match]).append(param)
+        empty = [p for p, params in members.items() if not params]
+        if empty:
+            raise ValueError(f"--lr_groups: no parameter of model {args.model} starts with "
+                             f"{empty[0]!r}; top-level modules: "
+                             f"{sorted({n.split('.')[0] for n, _ in model.named_parameters()})}")
+        param_groups = [{"params": rest}] + [{"params": members[p], "lr": float(lr)}
+                                             for p, lr in groups.items()]
+        return [optim_classes[args.optim](param_groups, **args.optim_conf)]
 
     @classmethod
     def build_sequence_iter_factory(cls, args, iter_options, mode: str):
@@ -93,6 +125,9 @@ class MTLSTTask(STTask):
             probe_csv = Path(args.output_dir, grad_conflict.CSV_NAME)
             if probe_csv.exists():
                 grad_conflict.plot(probe_csv, Path(args.output_dir, "images"))
+            layers_csv = Path(args.output_dir, layer_conflict.CSV_NAME)
+            if layers_csv.exists():
+                layer_conflict.plot(layers_csv, Path(args.output_dir, "images"))
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:

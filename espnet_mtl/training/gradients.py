@@ -32,6 +32,9 @@ def objective_gradients(losses: Dict[str, Optional[torch.Tensor]],
 
     Objectives whose loss is None (no example of this batch feeds them) are left
     out. The graph is freed after the last objective unless `keep_graph`.
+    Under DDP every rank must pass the same objective names (a None loss where
+    its rows have no example): each gradient is averaged over the ranks that
+    have the loss, and an objective no rank has is left out.
     """
     present = [(n, l) for n, l in losses.items() if l is not None]
     grads = {}
@@ -40,12 +43,22 @@ def objective_gradients(losses: Dict[str, Optional[torch.Tensor]],
         grads[name] = list(torch.autograd.grad(loss, params, retain_graph=keep,
                                                allow_unused=True))
     if reduce and torch.distributed.is_available() and torch.distributed.is_initialized():
-        world = torch.distributed.get_world_size()
-        for name, gs in grads.items():
-            for j, g in enumerate(gs):
+        names = list(losses)
+        device = params[0].device if params else None
+        counts = torch.tensor([float(n in grads) for n in names], device=device)
+        torch.distributed.all_reduce(counts)  # how many ranks have each objective
+        reduced = {}
+        for name, count in zip(names, counts.tolist()):
+            if count == 0:
+                continue
+            mine = grads.get(name, [None] * len(params))
+            out = []
+            for j, g in enumerate(mine):
                 g = torch.zeros_like(params[j]) if g is None else g.contiguous()
                 torch.distributed.all_reduce(g)
-                gs[j] = g / world
+                out.append(g / count)
+            reduced[name] = out
+        grads = reduced
     return grads
 
 

@@ -8,10 +8,12 @@ one scalar to back-propagate (a weighted sum, or a surrogate whose gradient
 is a combination of per-objective gradients) and, every
 `--grad_probe_interval` updates, records the gradient-conflict probe.
 Under `--strategy static` without the probe the wrapper is not used at all:
-the loop is exactly ESPnet's.
+the loop is exactly ESPnet's. A strategy that takes two independent batches
+per update (`batches_per_step = 2`, MoDo) gets the batch's even and odd rows
+as two half-batches, the second run only when the strategy asks for it.
 
 Options (added to the task's parser):
-    --strategy static|weight_schedule|gradient_sum|task_norm   (espnet_mtl.registry.STRATEGIES)
+    --strategy static|weight_schedule|gradient_sum|task_norm|modo   (espnet_mtl.registry.STRATEGIES)
     --strategy_conf {...}                             the strategy's options
     --grad_probe_interval N                           probe every N updates (0: off)
 """
@@ -46,6 +48,36 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def split_rows(batch: dict) -> tuple:
+    """A batch -> (even rows, odd rows), each padded only to its own longest row;
+    (batch, None) for a batch of one row."""
+    size = next(v.shape[0] for v in batch.values() if isinstance(v, torch.Tensor))
+    if size < 2:
+        return batch, None
+    halves = []
+    for start in (0, 1):
+        rows = torch.arange(start, size, 2)
+        half = {k: v.index_select(0, rows.to(v.device)) if isinstance(v, torch.Tensor) else v
+                for k, v in batch.items()}
+        for key in list(half):
+            lengths = half.get(f"{key}_lengths")
+            if isinstance(lengths, torch.Tensor) and half[key].dim() > 1:
+                half[key] = half[key][:, :max(int(lengths.max()), 1)]
+        halves.append(half)
+    return halves[0], halves[1]
+
+
+def _merge_stats(a: dict, b: dict) -> dict:
+    """The two halves' stats: their mean where both have a value."""
+    out = dict(a)
+    for key, value in b.items():
+        if out.get(key) is None:
+            out[key] = value
+        elif value is not None:
+            out[key] = (out[key] + value) / 2
+    return out
+
+
 class StrategyStep(torch.nn.Module):
     """What ESPnet's loop calls as `model(**batch)` when a strategy or probe is active."""
 
@@ -57,9 +89,11 @@ class StrategyStep(torch.nn.Module):
         object.__setattr__(self, "reporter", reporter)
 
     def forward(self, **batch):
+        strategy = self.core.strategy
+        if strategy.batches_per_step == 2:
+            return self._two_halves(strategy, batch)
         out = self.module(**batch, return_objectives=True)
         losses, stats = out["objectives"], dict(out["stats"])
-        strategy = self.core.strategy
         if self.probe is not None:
             step = self.reporter.get_total_count() + 1
             if self.probe.due(step):
@@ -73,6 +107,32 @@ class StrategyStep(torch.nn.Module):
         for key, value in used.items():
             stats[key] = torch.tensor(float(value))
         return {"loss": loss, "stats": stats, "weight": out["weight"]}
+
+    def _two_halves(self, strategy, batch):
+        first, second = split_rows(batch)
+        out = self.module(**first, return_objectives=True)
+        if self.probe is not None:
+            step = self.reporter.get_total_count() + 1
+            if self.probe.due(step):
+                self.probe.record(out["objectives"], self.core, self.reporter.get_epoch(), step)
+        ran = {}
+
+        def second_losses():
+            if second is None:
+                return None
+            ran["out"] = self.module(**second, return_objectives=True)
+            return ran["out"]["objectives"]
+
+        loss = strategy.combine_two(out["objectives"], second_losses, self.core)
+        stats, weight = dict(out["stats"]), out["weight"]
+        if "out" in ran:
+            stats = _merge_stats(stats, ran["out"]["stats"])
+            weight = weight + ran["out"]["weight"]
+        if loss is None:
+            loss = out["loss"]
+        for key, value in strategy.stats().items():  # the weights this update used
+            stats[key] = torch.tensor(float(value))
+        return {"loss": loss, "stats": stats, "weight": weight}
 
 
 class MTLTrainer(Trainer):
@@ -129,6 +189,10 @@ class MTLTrainer(Trainer):
         if probe is not None and distributed_option.distributed:
             # every rank takes part in the gradients' all-reduce; one writes
             probe.write = distributed_option.dist_rank == 0
+        if strategy is not None:
+            strategy.start_epoch(reporter.get_epoch(), options.output_dir,
+                                 not distributed_option.distributed
+                                 or distributed_option.dist_rank == 0)
         if strategy is None or (isinstance(strategy, StaticWeights) and probe is None):
             return super().train_one_epoch(model, iterator, optimizers, schedulers, scaler,
                                            reporter, summary_writer, options, distributed_option)

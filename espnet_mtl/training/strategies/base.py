@@ -15,7 +15,7 @@ stays separate from "current weight" (the strategy's, which may reach 0).
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -31,6 +31,8 @@ class Strategy(torch.nn.Module):
     supports_accum_grad: bool = True
     #: may stop computing objectives in training (`dropped`): DDP must allow unused parameters
     may_drop_objectives: bool = False
+    #: 2: the trainer splits each batch into two independent halves (`combine_two`)
+    batches_per_step: int = 1
 
     def __init__(self, weights: Dict[str, float]):
         super().__init__()
@@ -52,6 +54,16 @@ class Strategy(torch.nn.Module):
                 term = weights[name] * loss
                 total = term if total is None else total + term
         return total
+
+    def combine_two(self, first: Dict[str, Optional[torch.Tensor]],
+                    second: Callable[[], Optional[Dict[str, Optional[torch.Tensor]]]],
+                    model) -> torch.Tensor:
+        """`batches_per_step = 2`: the losses of the first half and a function that runs the
+        second half (None when the batch has one row); only called when needed."""
+        raise NotImplementedError
+
+    def start_epoch(self, epoch: int, output_dir=None, is_writer: bool = True) -> None:
+        """Called by the trainer before each training epoch (per-epoch schedules, logs)."""
 
     def dropped(self) -> Tuple[str, ...]:
         """Objectives no longer computed (the model skips them and the passes only they read)."""

@@ -18,6 +18,7 @@ class GradientSum(Strategy):
     def combine(self, losses, model):
         params = [p for _, p in gradients.trainable(model)]
         weights = self.current_weights()
-        present = {n: l for n, l in losses.items() if l is not None and n in weights}
-        grads = gradients.objective_gradients(present, params)
+        # None losses stay in: under DDP every rank names the same objectives
+        grads = gradients.objective_gradients(
+            {n: l for n, l in losses.items() if n in weights}, params)
         return gradients.surrogate_loss(params, gradients.weighted_sum(grads, weights))
