@@ -9,6 +9,7 @@ built through MTLSTTask.build_model.
 import importlib.util
 import inspect
 import sys
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -312,3 +313,47 @@ def test_imtl_demo_configs_build_and_train(path, tmp_path, monkeypatch):
     model.train()
     loss, stats, _ = model(**_batch())
     assert torch.isfinite(loss) and stats["loss_contrastive"] > 0
+
+
+# ---------------------------------------------------------------------------
+# Objective Soups (issue 15): generated recipe configs
+# ---------------------------------------------------------------------------
+def _objective_soups():
+    spec = importlib.util.spec_from_file_location(
+        "make_objective_soups", TEMPLATES / "make_objective_soups.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+OS = _objective_soups()
+OS_FILES = [path for path, _ in OS.outputs()]
+
+
+def test_objective_soups_configs_are_generated():
+    r = subprocess.run([sys.executable, str(TEMPLATES / "make_objective_soups.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(OS_FILES) == 2 * len(OS.RECIPES)
+
+
+@pytest.mark.parametrize("path", OS_FILES, ids=lambda p: p.name)
+def test_objective_soups_configs_build_their_strategy(path, tmp_path, monkeypatch):
+    from espnet_mtl.training.strategies.modo import MoDo
+
+    args = _parse(path, tmp_path, monkeypatch)
+    model = MTLSTTask.build_model(args)
+    conf = _yaml(path)
+    assert set(model.objectives) == set(conf["model_conf"]["objectives"])
+    recipe = path.name.replace("train_st_os_", "").replace("_demo", "").replace(".yaml", "")
+    if conf["strategy"] == "modo":
+        assert isinstance(model.strategy, MoDo)
+        assert model.strategy.levels == [tuple(level) for level in OS.RECIPES[recipe][1]["levels"]]
+        assert (model.strategy.gamma, model.strategy.rho) == (0.01, 0.001)
+    if recipe.startswith("vm_msp"):
+        model.strategy.start_epoch(1)
+        assert model.strategy.etas() == pytest.approx([0.1, 0.0])
+    if "_demo" not in path.name:  # the paper's optimiser: backbone and heads at their own rates
+        (optim,) = MTLSTTask.build_optimizers(args, model)
+        assert sorted(g["lr"] for g in optim.param_groups) == [5e-5, 5e-4]
+        assert type(optim).__name__ == "AdamW"

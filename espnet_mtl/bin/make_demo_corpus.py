@@ -1,12 +1,18 @@
-"""Generate the synthetic MuST-C-style demo corpus (espeak-ng speech, grammar-made translations).
+"""Generate the synthetic demo corpora (espeak-ng speech, grammar-made translations).
 
     python -m espnet_mtl.bin.make_demo_corpus --out downloads/mini_st --tgt_langs de,es,fr
     python -m espnet_mtl.bin.make_demo_corpus --out downloads/mini_st_low --n_train 400 \
         --n_aux_mt 20000 --n_aux_asr 1500      # + <out>/aux: MT-only bitext, ASR-only speech
+    python -m espnet_mtl.bin.make_demo_corpus --out downloads/covost2_demo --layout covost2 \
+        --src_langs de,es,fr --n_train 500 --n_dev 50 --n_test 50   # X->En, per language
 
-A rerun with the same arguments returns immediately; a second run into the same
---out while one is generating is refused (exit status 1). See
-espnet_mtl/demo/make_corpus.py.
+--layout must_c (default): English speech, MuST-C v1 layout (en-<tgt>/data/...),
+see espnet_mtl/demo/make_corpus.py. --layout covost2: German, Spanish and
+French speech with English translations, Common Voice v4 + CoVoST 2 layout
+(<src>/clips/*.mp3, validated.tsv, covost_v2.<src>_en.tsv), see
+espnet_mtl/demo/covost_corpus.py. A rerun with the same arguments returns
+immediately; a second run into the same --out while one is generating is
+refused (exit status 1).
 """
 
 from __future__ import annotations
@@ -20,13 +26,26 @@ import time
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="corpus root (gets en-<tgt>/data/<split>/...)")
-    parser.add_argument("--tgt_langs", default="de",
-                        help="comma-separated target languages out of de,es,fr (default: de)")
-    parser.add_argument("--n_train", type=int, default=1500, help="training utterances")
-    parser.add_argument("--n_dev", type=int, default=100, help="dev utterances")
-    parser.add_argument("--n_test", type=int, default=100, help="tst-COMMON utterances")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (sentences, talks, pauses)")
+    parser.add_argument("--out", required=True,
+                        help="corpus root (gets en-<tgt>/data/<split>/..., or <src>/... with "
+                             "--layout covost2)")
+    parser.add_argument("--layout", choices=("must_c", "covost2"), default="must_c",
+                        help="must_c: English speech, MuST-C v1 layout (default); covost2: "
+                             "X->En speech (--src_langs), Common Voice + CoVoST 2 layout")
+    parser.add_argument("--tgt_langs", default=None,
+                        help="must_c: comma-separated target languages out of de,es,fr "
+                             "(default: de)")
+    parser.add_argument("--src_langs", default=None,
+                        help="covost2: comma-separated source languages out of de,es,fr "
+                             "(default: de,es,fr); the target is English")
+    parser.add_argument("--n_train", type=int, default=1500,
+                        help="training utterances (covost2: per source language)")
+    parser.add_argument("--n_dev", type=int, default=100,
+                        help="dev utterances (covost2: per source language)")
+    parser.add_argument("--n_test", type=int, default=100,
+                        help="tst-COMMON utterances (covost2: test, per source language)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (sentences, talks or sessions, pauses)")
     parser.add_argument("--n_aux_mt", type=int, default=0,
                         help="MT-only sentence pairs written to <out>/aux/bitext (first target "
                              "language; never an ST sentence)")
@@ -45,12 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     from espnet_mtl.demo.make_corpus import make_corpus
     from espnet_mtl.runner.locks import LockBusy
 
-    tgt_langs = [t.strip() for t in args.tgt_langs.split(",") if t.strip()]
     start = time.time()
     for name in ("n_train", "n_dev", "n_test", "n_aux_mt", "n_aux_asr"):
         if getattr(args, name) < 0:
             print(f"make_demo_corpus: error: --{name} must be >= 0", file=sys.stderr)
             return 2
+    if args.layout == "covost2":
+        return _covost2(args, log, start)
+    if args.src_langs is not None:
+        print("make_demo_corpus: error: --src_langs is for --layout covost2 (the must_c layout "
+              "has English speech; choose its targets with --tgt_langs)", file=sys.stderr)
+        return 2
+    tgt_langs = [t.strip() for t in (args.tgt_langs or "de").split(",") if t.strip()]
     try:
         summary = make_corpus(args.out, tgt_langs=tgt_langs, n_train=args.n_train, n_dev=args.n_dev,
                               n_test=args.n_test, seed=args.seed, workers=args.workers)
@@ -79,6 +104,40 @@ def main(argv: list[str] | None = None) -> int:
     if aux is not None:
         log.info("%s: %d MT-only pairs (bitext), %d ASR-only utterances (LibriSpeech)%s",
                  aux["out"], aux["n_mt"], aux["n_asr"], " (already there)" if aux["skipped"] else "")
+    return 0
+
+
+def _covost2(args: argparse.Namespace, log: logging.Logger, start: float) -> int:
+    """--layout covost2: the multilingual X->En corpus (espnet_mtl/demo/covost_corpus.py)."""
+    from espnet_mtl.demo.covost_corpus import SRC_LANGS, make_covost_corpus
+    from espnet_mtl.runner.locks import LockBusy
+
+    # Options of the must_c layout only: refused rather than silently ignored.
+    for name in ("tgt_langs", "n_aux_mt", "n_aux_asr"):
+        if getattr(args, name):
+            print(f"make_demo_corpus: error: --{name} is not available with --layout covost2 "
+                  f"(the target language is English)", file=sys.stderr)
+            return 2
+    src_langs = [s.strip() for s in (args.src_langs or ",".join(SRC_LANGS)).split(",") if s.strip()]
+    try:
+        summary = make_covost_corpus(args.out, src_langs=src_langs, n_train=args.n_train,
+                                     n_dev=args.n_dev, n_test=args.n_test, seed=args.seed,
+                                     workers=args.workers)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
+    except (LockBusy, OSError) as e:
+        print(f"make_demo_corpus: error: {e}", file=sys.stderr)
+        return 1
+    pairs = ", ".join(f"{lang}-en" for lang in summary["stats"])
+    if summary["skipped"]:
+        log.info("%s already holds this corpus (%s); nothing done", summary["out"], pairs)
+    else:
+        log.info("wrote %s (%s) in %.1f s", summary["out"], pairs, time.time() - start)
+    for lang, splits in summary["stats"].items():
+        for split, st in splits.items():
+            log.info("%s %-5s %5d clips from %3d speakers: %.3f h of audio",
+                     lang, split, st["utterances"], st["speakers"], st["hours"])
     return 0
 
 

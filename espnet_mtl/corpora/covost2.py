@@ -23,6 +23,12 @@ prefixed by the speaker (client_id), so utt2spk and spk2utt sort alike.  Each
 clip is its own recording (recording id = utterance id) covering the whole
 file: ``start`` is 0 and ``end`` is ``math.inf`` because a clip's length is
 only known once the mp3 is decoded.
+
+Several source languages into one set (multilingual X->En, e.g. Fr/De/Es/Ca):
+`read_covost2_multilingual` reads each language's split and checks that the
+utterance ids stay unique across languages (Common Voice clip names carry
+the language, ``common_voice_<src>_<n>``); `multilingual_tag` names the
+combined source side (``de_es_fr``) in data-dir and text-file names.
 """
 
 from __future__ import annotations
@@ -390,3 +396,51 @@ def read_covost2(root: str | os.PathLike, src_lang: str, tgt_lang: str, split: s
     """Read one split of one CoVoST 2 direction; see `read_covost2_with_stats`."""
     return read_covost2_with_stats(root, src_lang, tgt_lang, split, covost_dir=covost_dir,
                                    missing_clips=missing_clips, check_empty_clips=check_empty_clips)[0]
+
+
+# --------------------------------------------------------------------------- multilingual
+
+
+def parse_src_langs(text: str, tgt_lang: str) -> tuple[str, ...]:
+    """Source languages from a comma-separated list ("fr,de,es,ca"), each checked
+    against `tgt_lang` as a CoVoST 2 direction; order kept, repeats are an error."""
+    langs = tuple(lang.strip() for lang in text.split(","))
+    if not text.strip() or any(not lang for lang in langs):
+        raise CoVoST2Error(f"source languages {text!r}: expected one code or a comma-separated "
+                           f"list such as fr,de,es,ca (no empty items)")
+    repeated = sorted({lang for lang in langs if langs.count(lang) > 1})
+    if repeated:
+        raise CoVoST2Error(f"source languages {text!r}: {', '.join(repeated)} listed more than once")
+    for lang in langs:
+        check_pair(lang, tgt_lang)
+    return langs
+
+
+def multilingual_tag(src_langs: tuple[str, ...] | list[str]) -> str:
+    """The name of a combined source side: the codes joined by '_' (no CoVoST code has one),
+    e.g. de_es_fr; one language is its own code."""
+    return "_".join(src_langs)
+
+
+def read_covost2_multilingual(root: str | os.PathLike, src_langs: tuple[str, ...] | list[str],
+                              tgt_lang: str, split: str, **kwargs
+                              ) -> tuple[dict[str, list[Utterance]], dict[str, ReadStats]]:
+    """One split of several X->`tgt_lang` directions: utterances and stats per source language.
+
+    Each language is read by `read_covost2_with_stats` (keyword arguments are
+    passed on); an utterance id found in two languages is an error, since the
+    languages go into one data dir.
+    """
+    utts: dict[str, list[Utterance]] = {}
+    stats: dict[str, ReadStats] = {}
+    owner: dict[str, str] = {}
+    for lang in src_langs:
+        utts[lang], stats[lang] = read_covost2_with_stats(root, lang, tgt_lang, split, **kwargs)
+        for u in utts[lang]:
+            other = owner.setdefault(u.utt_id, lang)
+            if other != lang:
+                raise CoVoST2Error(
+                    f"utterance id {u.utt_id} ({u.wav_path}) is in both {other} and {lang}; ids "
+                    f"come from <client_id>-<clip name>, and Common Voice clip names carry their "
+                    f"language (common_voice_{lang}_<n>.mp3): rename the clips of one language")
+    return utts, stats

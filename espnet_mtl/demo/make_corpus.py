@@ -31,7 +31,7 @@ import shutil
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -84,40 +84,50 @@ def _done_args(tgt_langs, n_train, n_dev, n_test, seed) -> dict:
             "n_dev": n_dev, "n_test": n_test, "seed": seed}
 
 
+def draw_sentences(rng: random.Random, n: int, seen: set[str], accept=None, what: str = "",
+                   hint: str = "ask for fewer") -> list[grammar.Sentence]:
+    """`n` grammar sentences whose English form is not in `seen` (which gains them) and
+    that `accept` takes (None: any); a ValueError ending in `hint` if too few turn up."""
+    out: list[grammar.Sentence] = []
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > MAX_TRIES_PER_SENTENCE * (n + 10):
+            rule = "" if accept is None else " and use only training words"
+            raise ValueError(f"could only find {len(out)} of {n} {what} sentences that are "
+                             f"new{rule}; {hint}")
+        s = grammar.sample_sentence(rng)
+        key = grammar.render(s, "en")
+        if key not in seen and (accept is None or accept(s)):
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def covered_by(train: Sequence[grammar.Sentence], langs: Sequence[str]):
+    """A test: does a sentence use, in each of `langs`, only words of the `train` sentences?"""
+    vocab = {lang: set() for lang in langs}
+    for s in train:
+        for lang in langs:
+            vocab[lang].update(grammar.words(grammar.render(s, lang)))
+
+    def covered(s: grammar.Sentence) -> bool:
+        return all(set(grammar.words(grammar.render(s, lang))) <= vocab[lang] for lang in langs)
+
+    return covered
+
+
 def sample_splits(n_train: int, n_dev: int, n_test: int, seed: int = 0
                   ) -> dict[str, list[grammar.Sentence]]:
     """Unique sentences per split; dev/test are unseen sentences whose words
     (in every language) all occur in the training sentences."""
     rng = random.Random(seed)
     seen: set[str] = set()
-
-    def draw(n: int, accept, split: str) -> list[grammar.Sentence]:
-        out: list[grammar.Sentence] = []
-        tries = 0
-        while len(out) < n:
-            tries += 1
-            if tries > MAX_TRIES_PER_SENTENCE * (n + 10):
-                raise ValueError(
-                    f"could only find {len(out)} of {n} {split} sentences that are new and use "
-                    f"only training words; use more training sentences (n_train={n_train})")
-            s = grammar.sample_sentence(rng)
-            key = grammar.render(s, "en")
-            if key not in seen and accept(s):
-                seen.add(key)
-                out.append(s)
-        return out
-
-    splits = {"train": draw(n_train, lambda s: True, "train")}
-    vocab = {lang: set() for lang in grammar.LANGS}
-    for s in splits["train"]:
-        for lang in grammar.LANGS:
-            vocab[lang].update(grammar.words(grammar.render(s, lang)))
-
-    def covered(s: grammar.Sentence) -> bool:
-        return all(set(grammar.words(grammar.render(s, lang))) <= vocab[lang] for lang in grammar.LANGS)
-
-    splits["dev"] = draw(n_dev, covered, "dev")
-    splits["tst-COMMON"] = draw(n_test, covered, "tst-COMMON")
+    hint = f"use more training sentences (n_train={n_train})"
+    splits = {"train": draw_sentences(rng, n_train, seen, None, "train")}
+    covered = covered_by(splits["train"], grammar.LANGS)
+    splits["dev"] = draw_sentences(rng, n_dev, seen, covered, "dev", hint)
+    splits["tst-COMMON"] = draw_sentences(rng, n_test, seen, covered, "tst-COMMON", hint)
     return splits
 
 
@@ -261,26 +271,47 @@ def make_corpus(out_dir: str | os.PathLike, tgt_langs: Sequence[str] = ("de",), 
         raise ValueError(f"need n_train >= 1 and n_dev, n_test >= 0; got {n_train}, {n_dev}, {n_test}")
     out = Path(out_dir)
     args = _done_args(tgt_langs, n_train, n_dev, n_test, seed)
+
+    def build(tmp: Path) -> None:
+        splits = sample_splits(n_train, n_dev, n_test, seed)
+        talks = plan_talks(splits, seed)
+        logger.info("sampled %s sentences in %d talks; synthesising with %d worker(s)",
+                    "/".join(str(len(splits[s])) for s in SPLITS), len(talks), workers)
+        _build(tmp, talks, tgt_langs, seed, workers)
+
+    skipped = build_once(out, args, build)
+    return {"out": str(out), "skipped": skipped, "stats": corpus_stats(out, tgt_langs[0])}
+
+
+def build_once(out_dir: str | os.PathLike, args: dict, build: Callable[[Path], None],
+               what: str = "demo corpus generation") -> bool:
+    """Make `out_dir` by `build(tmp)` unless it already holds a complete build
+    with the same `args`; return True when there was nothing to do.
+
+    `build` fills a fresh partial directory beside `out_dir`; its `.done`
+    marker (the `args`) is added and the tree renamed into place, all under
+    the lock `lock_path(out_dir)` (a second build into `out_dir` raises LockBusy).
+    """
+    out = Path(out_dir)
     # Checked without the lock: a corpus only ever appears at `out` by the rename
     # of a finished tree that already holds its marker, so a matching marker
     # means a complete corpus.
-    done = _read_done(out)
-    if done == args:
+    if _read_done(out) == args:
         logger.info("%s is complete for these arguments; nothing to do", out)
-        return {"out": str(out), "skipped": True, "stats": corpus_stats(out, tgt_langs[0])}
+        return True
     out.parent.mkdir(parents=True, exist_ok=True)
-    with hold_lock(lock_path(out), f"demo corpus generation into {out}"):
+    with hold_lock(lock_path(out), f"{what} into {out}"):
         # Another run may have finished it since the check above.
         done = _read_done(out)
         if done == args:
             logger.info("%s was completed by another run; nothing to do", out)
-            return {"out": str(out), "skipped": True, "stats": corpus_stats(out, tgt_langs[0])}
+            return True
         if done is not None:
             logger.info("%s was made with other arguments (%s); rebuilding", out, done)
         elif out.exists():
             logger.info("%s is incomplete (no %s); rebuilding", out, DONE_MARKER)
-        _generate(out, args, tgt_langs, n_train, n_dev, n_test, seed, workers)
-        return {"out": str(out), "skipped": False, "stats": corpus_stats(out, tgt_langs[0])}
+        _generate(out, args, build)
+        return False
 
 
 def lock_path(out_dir: str | os.PathLike) -> Path:
@@ -299,8 +330,7 @@ def _read_done(out: Path) -> dict | None:
         return None
 
 
-def _generate(out: Path, args: dict, tgt_langs: Sequence[str], n_train: int, n_dev: int,
-              n_test: int, seed: int, workers: int) -> None:
+def _generate(out: Path, args: dict, build: Callable[[Path], None]) -> None:
     """Build the corpus in a partial directory and swap it into place; the caller
     holds the lock, so partial directories left beside `out` are from killed runs."""
     for stale in out.parent.glob(f".{out.name}.partial-*"):
@@ -309,11 +339,7 @@ def _generate(out: Path, args: dict, tgt_langs: Sequence[str], n_train: int, n_d
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir()
     try:
-        splits = sample_splits(n_train, n_dev, n_test, seed)
-        talks = plan_talks(splits, seed)
-        logger.info("sampled %s sentences in %d talks; synthesising with %d worker(s)",
-                    "/".join(str(len(splits[s])) for s in SPLITS), len(talks), workers)
-        _build(tmp, talks, tgt_langs, seed, workers)
+        build(tmp)
         (tmp / DONE_MARKER).write_text(json.dumps(args, sort_keys=True) + "\n", encoding="utf-8")
         # Swap into place: the old tree (if any) is moved aside first, then removed.
         old = out.parent / f".{out.name}.partial-old-{os.getpid()}"
