@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from espnet_mtl.training import gradients
+from espnet_mtl.training.probes import append_rows
 
 FIELDS = ("epoch", "step", "objective", "scope", "name", "cosine", "main_norm", "aux_norm")
 CSV_NAME = "grad_conflict.csv"
@@ -97,16 +98,7 @@ class GradientConflictProbe:
 
 
 def write_rows(path: Path, rows: List[dict]) -> None:
-    if not rows:
-        return
-    new = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in FIELDS})
+    append_rows(path, rows, FIELDS)
 
 
 def read_rows(path) -> List[dict]:

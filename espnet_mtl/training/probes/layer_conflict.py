@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from espnet_mtl.training import gradients
+from espnet_mtl.training.probes import append_rows
 
 CSV_NAME = "modo_layers.csv"
 FIELDS = ("epoch", "step", "layer", "tensors", "selected", "mean_cosine")
@@ -42,15 +43,7 @@ def layer_rows(epoch: int, step: int, names: Sequence[str], cosines: Sequence[Op
 
 
 def write_rows(path: Path, rows: List[dict]) -> None:
-    if not rows:
-        return
-    new = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    append_rows(path, rows, FIELDS)
 
 
 def read_rows(path) -> List[dict]:
