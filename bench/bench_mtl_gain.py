@@ -1,9 +1,12 @@
 """Does multi-task training pay off? ESPnet's ST baseline against `mtl_st`, at an
-equal wall-clock training budget, in the demo's two settings:
+equal wall-clock training budget, in the demo's settings:
 
     full          egs2/mini_st/st1: 1,500 ST triples, no auxiliary data
     low_resource  egs2/mini_st_low/st1: 400 ST triples + 20,000 MT-only pairs +
                   1,500 ASR-only utterances (mtl_st uses them, the baseline cannot)
+    multilingual  egs2/covost2/st1 --demo true: De/Es/Fr->En (Objective Soups,
+                  issue 15): static weighting vs the MoDo recipes, BLEU and WER
+                  per source language (needs --budget)
 
 Budget B: the default demo's stage-11 time, i.e. the full setting's baseline
 trained as conf/train_st.yaml says (its max_epoch epochs); with `--budget S`
@@ -66,12 +69,25 @@ SETTINGS = {
         "imtl": (["--system", "mtl_st", "--st_config", "conf/train_st_imtl.yaml",
                   "--st_tag", "imtl"], "conf/train_st_imtl.yaml"),
     }),
+    # Objective Soups (seed 002): the same objectives (ST CE, ASR CTC, CPC), three updates
+    "multilingual": ("covost2", {
+        name: (["--demo", "true", "--st_config", f"conf/tuning/train_st_os_{name}_demo.yaml"],
+               f"conf/tuning/train_st_os_{name}_demo.yaml")
+        for name in ("static", "vs_msp", "vs_msp_layers", "vc_msp", "vm_msp_uas", "vm_msp_usa")
+    }),
 }
+#: run.sh options every call of a setting needs (stages 1-10 included)
+COMMON_ARGS = {"multilingual": ["--demo", "true"]}
+
+
+def exp_root(recipe: Path) -> Path:
+    # covost2's --demo runs keep their experiments apart from real-data ones
+    return recipe / ("exp_demo" if recipe.parent.name == "covost2" else "exp")
 
 
 def exp_dir(recipe: Path, system: str) -> Path:
-    # mini_st_low's run.sh tags its systems' experiments; mini_st's gets --st_tag <system>
-    return recipe / "exp" / f"st_{system}"
+    # mini_st_low's run.sh tags its systems' experiments; the others get --st_tag <system>
+    return exp_root(recipe) / f"st_{system}"
 
 
 def system_args(setting: str, system: str) -> list[str]:
@@ -160,9 +176,23 @@ def decode_row(recipe: Path, log: Path, setting: str, system: str, st: dict,
            "budget_used": round(sum(seconds) / budget, 3),
            "stage11_wall_seconds": round(st["wall"], 1),
            "epoch_seconds": [round(x, 2) for x in seconds],
-           **best_valid(st_exp), **score(recipe, system)}
+           **best_valid(st_exp),
+           **(score_per_test_set(st_exp) if setting == "multilingual" else score(recipe, system))}
     saved.write_text(json.dumps(row) + "\n")
     return row
+
+
+def score_per_test_set(st_exp: Path) -> dict:
+    """BLEU of every test set (and WER through the ASR path), plus their means."""
+    bleu = {p.parts[-3]: json.loads(p.read_text())["bleu"]
+            for p in sorted(st_exp.glob("*/*/score_bleu/result.json"))}
+    wer = {p.parts[-4]: json.loads(p.read_text())["wer"]
+           for p in sorted(st_exp.glob("*/*/asr_path/score_wer/result.json"))}
+    if not bleu:
+        sys.exit(f"no score_bleu/result.json under {st_exp}")
+    return {"bleu": round(statistics.mean(bleu.values()), 2), "bleu_per_test_set": bleu,
+            "wer": round(statistics.mean(wer.values()), 2) if wer else None,
+            "wer_per_test_set": wer}
 
 
 def best_valid(st_exp: Path) -> dict:
@@ -187,7 +217,7 @@ def plot(recipe: Path, setting: str, rows: dict, budget: float, png: Path) -> No
     ax.axvline(budget / 60, color="grey", linestyle="--", label="budget")
     ax.set_xlabel("training time (min): train + valid seconds of the epochs so far")
     ax.set_ylabel("validation token accuracy (ST)")
-    ax.set_title(f"Demo en-de, {setting} setting, equal training budget")
+    ax.set_title(f"Demo ({recipe.parent.name}), {setting} setting, equal training budget")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -204,8 +234,9 @@ def prepare(work: Path, setting: str) -> tuple[Path, Path, float]:
     log = recipe / "bench_mtl_gain.log"
     print(f"bench_mtl_gain: {setting}: {recipe} (log: {log})", file=sys.stderr, flush=True)
     wall = 0.0
-    if not list(recipe.glob("exp/st_stats_*/.done")):
-        wall = run(recipe, log, "--stage", "1", "--stop_stage", "10")
+    if not list(exp_root(recipe).glob("st_stats_*/.done")):
+        wall = run(recipe, log, "--stage", "1", "--stop_stage", "10",
+                   *COMMON_ARGS.get(setting, []))
     return recipe, log, wall
 
 
@@ -216,7 +247,8 @@ def main():
     p.add_argument("--settings", nargs="+", default=["full", "low_resource"],
                    choices=sorted(SETTINGS))
     for setting, default in (("full", ["baseline", "mtl_best", "mtl_ce_only"]),
-                             ("low_resource", ["baseline", "mtl_st"])):
+                             ("low_resource", ["baseline", "mtl_st"]),
+                             ("multilingual", ["static", "vs_msp", "vm_msp_uas"])):
         p.add_argument(f"--{setting}_systems", nargs="+", default=default,
                        choices=list(SETTINGS[setting][1]),
                        help=f"systems of the {setting} setting (trained interleaved)")
@@ -241,13 +273,14 @@ def main():
             p.error(f"--{setting}_systems: the baseline defines the budget; add it or give "
                     "--budget")
         rows, budget = train_interleaved(recipe, log, setting, systems, budget, args.chunk)
+        first = "baseline" if "baseline" in rows else systems[0]  # what the others are against
         png = work / f"gain_{setting}.png"
         plot(recipe, setting, rows, budget, png)
         out["settings"][setting] = {
             "recipe": f"egs2/{SETTINGS[setting][0]}/st1", "budget_seconds": round(budget, 1),
             "systems": rows, "plot": str(png),
-            "bleu_vs_baseline": {k: round(v["bleu"] - rows["baseline"]["bleu"], 2)
-                                 for k, v in rows.items() if "baseline" in rows and k != "baseline"},
+            "bleu_vs_baseline": {k: round(v["bleu"] - rows[first]["bleu"], 2)
+                                 for k, v in rows.items() if k != first},
             "prep_wall_seconds": round(prep_wall, 1),
             "total_wall_seconds": round(time.perf_counter() - t0, 1),
             "load_average_1min": {"before": round(load_before, 2),

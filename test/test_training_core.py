@@ -197,8 +197,9 @@ def test_bad_strategy_options_are_refused():
 
     with pytest.raises(StrategyError, match="--use_amp"):
         GradientSum.check(accum_grad=1, use_amp=True, name="gradient_sum")
-    with pytest.raises(ValueError, match="choices: gradient_sum, static, task_norm, weight_schedule"):
-        build_strategy("modo", None, {"st_ce": 1.0})
+    with pytest.raises(ValueError, match="choices: gradient_sum, modo, static, task_norm, "
+                                         "weight_schedule"):
+        build_strategy("pcgrad", None, {"st_ce": 1.0})
     with pytest.raises(StrategyError, match="schedule.mt_ce: not an objective that is on"):
         build_strategy("weight_schedule", {"schedule": {"mt_ce": {"warmup_steps": 3}}},
                        {"st_ce": 1.0})
