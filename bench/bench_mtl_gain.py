@@ -123,7 +123,11 @@ def train_interleaved(recipe: Path, log: Path, setting: str, systems: list[str],
         for system, st in state.items():
             if st["done"]:
                 continue
-            trained, spent = len(st["seconds"]), sum(st["seconds"].values())
+            # an epoch whose results line was not parsed (seen once in a resumed run) still
+            # counts: trained is the last epoch logged, its cost the median epoch's
+            trained = max(st["seconds"], default=0)
+            spent = sum(st["seconds"].values()) + (trained - len(st["seconds"])) * (
+                statistics.median(st["seconds"].values()) if st["seconds"] else 0.0)
             if budget is None and system == "baseline":
                 more, final = min(chunk, base_epochs - trained), True
             else:
@@ -137,6 +141,9 @@ def train_interleaved(recipe: Path, log: Path, setting: str, systems: list[str],
                                   *system_args(setting, system),
                                   "--st_args", f"--max_epoch {trained + more}")
                 st["seconds"].update(logged_epoch_seconds(exp_dir(recipe, system) / "train.log"))
+                if max(st["seconds"], default=0) <= trained:  # would ask for the same epochs again
+                    sys.exit(f"{setting}/{system}: no epoch after {trained} in "
+                             f"{exp_dir(recipe, system) / 'train.log'}")
             (exp_dir(recipe, system) / "bench_epochs.json").write_text(json.dumps(st) + "\n")
             print(f"bench_mtl_gain: {setting}/{system}: {len(st['seconds'])} epochs, "
                   f"{sum(st['seconds'].values()):.0f} s", file=sys.stderr, flush=True)
