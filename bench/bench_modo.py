@@ -10,6 +10,9 @@ source tokens, seeded), three ways to turn the losses into an update:
                   objective on each)
     modo_layers   MoDo only where the objectives' gradients conflict (mean pairwise
                   cosine < 0); the second half's backward covers only those tensors
+    modo_full_weighted, modo_layers_weighted
+                  the same with `lambda_gradient: modo` (MoDo's own G1 (G2^T lambda):
+                  one backward of the lambda-weighted loss on the second half)
 
 A step is zero_grad + forward + backward + Adam step, through our trainer's
 StrategyStep (what ESPnet's loop calls). Each variant runs in a fresh process
@@ -22,7 +25,8 @@ batches are built (the training step's own peak).
                                [--out bench/plots/issue15_modo_cost.json]
 
 Prints JSON: per variant the median step seconds and peak step memory (MiB),
-the ratios modo_layers / static and modo_layers / modo_full, the share of
+the ratios modo_layers / static and modo_layers / modo_full (the same for
+the weighted forms, against the paper-form modo_full), the share of
 shared tensors selected, and the load average before and after.
 """
 
@@ -46,6 +50,8 @@ VARIANTS = {
     "static": ("static", {}),
     "modo_full": ("modo", {}),
     "modo_layers": ("modo", {"conflict_threshold": 0.0}),
+    "modo_full_weighted": ("modo", {"lambda_gradient": "modo"}),
+    "modo_layers_weighted": ("modo", {"conflict_threshold": 0.0, "lambda_gradient": "modo"}),
 }
 
 
@@ -174,6 +180,13 @@ def main():
         1 - v["modo_layers"]["median_step_s"] / v["modo_full"]["median_step_s"], 3)
     result["memory_saving_layers_vs_full"] = round(
         1 - v["modo_layers"]["peak_step_mib"] / v["modo_full"]["peak_step_mib"], 3)
+    for form in ("full", "layers"):
+        result[f"time_ratio_{form}_weighted_vs_static"] = round(
+            v[f"modo_{form}_weighted"]["median_step_s"] / v["static"]["median_step_s"], 3)
+    result["time_saving_layers_weighted_vs_full"] = round(
+        1 - v["modo_layers_weighted"]["median_step_s"] / v["modo_full"]["median_step_s"], 3)
+    result["memory_saving_layers_weighted_vs_full"] = round(
+        1 - v["modo_layers_weighted"]["peak_step_mib"] / v["modo_full"]["peak_step_mib"], 3)
     result["load_average_before"] = [round(x, 2) for x in load_before]
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(result, indent=2)

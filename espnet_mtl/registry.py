@@ -24,6 +24,7 @@ MODELS: dict[str, str] = {
 #: `encoder`: acoustic encoders added to ESPnet's `encoder` choices (STTask's `encoder_choices`).
 ENCODERS: dict[str, str] = {
     "hf_hubert": "espnet_mtl.modules.hf_hubert:HFHubertEncoder",
+    "hf_wav2vec2": "espnet_mtl.modules.hf_wav2vec2:HFWav2Vec2Encoder",
 }
 
 #: `model_conf.adapter`: the join between acoustic and textual encoder.

@@ -15,6 +15,9 @@ from espnet_mtl.training.probes import layer_conflict
 from espnet_mtl.training.strategies import StrategyError, build_strategy
 from espnet_mtl.training.strategies.modo import (
     MoDo,
+    coupling_per_objective,
+    coupling_weighted,
+    lambda_step,
     modo_lambda_step,
     penalty_value,
     project_to_simplex,
@@ -55,6 +58,44 @@ def test_lambda_step_hand_value():
     assert modo_lambda_step(lam, g_none, g_none, 0.1, 0.0).tolist() == pytest.approx([0.425, 0.575])
 
 
+def test_the_two_lambda_gradient_estimates_hand_values():
+    # rows = objectives, columns = parameters: G1 = [[2, 0], [0, 1]], G2 = [[1, 1], [0, 1]]
+    g1 = [[torch.tensor([2.0]), torch.tensor([0.0])], [torch.tensor([0.0]), torch.tensor([1.0])]]
+    g2 = [[torch.tensor([1.0]), torch.tensor([1.0])], [torch.tensor([0.0]), torch.tensor([1.0])]]
+    lam = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    # objective_soups: G1^T lambda = (1, .5); G2 (1, .5) = (1.5, .5)
+    soups = coupling_per_objective(lam, g1, g2)
+    assert soups.tolist() == pytest.approx([1.5, 0.5])
+    # modo: G2^T lambda = (.5, 1) (the weighted second-half gradient); G1 (.5, 1) = (1, 1)
+    mixed2 = [torch.tensor([0.5]), torch.tensor([1.0])]
+    assert coupling_weighted(g1, mixed2).tolist() == pytest.approx([1.0, 1.0])
+    # (.5, .5) - .1 * (1.5, .5) = (.35, .45) -> + .1 each; - .1 * (1, 1) -> uniform again
+    assert lambda_step(lam, soups, 0.1, 0.0).tolist() == pytest.approx([0.45, 0.55])
+    assert lambda_step(lam, coupling_weighted(g1, mixed2), 0.1, 0.0).tolist() == pytest.approx(
+        [0.5, 0.5])
+
+
+def test_modo_form_takes_one_second_half_backward_per_level(monkeypatch):
+    from espnet_mtl.training import gradients
+
+    calls = []
+    real = gradients.objective_gradients
+
+    def counting(losses, params, **kw):
+        calls.append(sorted(n for n, l in losses.items() if l is not None))
+        return real(losses, params, **kw)
+
+    monkeypatch.setattr(gradients, "objective_gradients", counting)
+    for form, second_half in (("objective_soups", ["a", "b"]), ("modo", ["level_0"])):
+        model, calls[:] = _Layers(), []
+        strategy = build_strategy("modo", {"lambda_gradient": form}, {"a": 1.0, "b": 1.0})
+        strategy.train()
+        strategy.combine_two(model.losses(), lambda: model.losses(scale=2.0), model).backward()
+        assert calls == [["a", "b"], second_half]
+    with pytest.raises(StrategyError, match="lambda_gradient"):
+        build_strategy("modo", {"lambda_gradient": "mgda"}, {"a": 1.0, "b": 1.0})
+
+
 class _Toy(torch.nn.Module):
     """x is shared by both objectives; each has a head of its own."""
 
@@ -78,10 +119,12 @@ def _step(strategy, model, a, b, lr):
             p -= lr * p.grad
 
 
-def test_modo_on_toy_quadratics_reaches_a_pareto_stationary_point():
+@pytest.mark.parametrize("form", ["objective_soups", "modo"])
+def test_modo_on_toy_quadratics_reaches_a_pareto_stationary_point(form):
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     model = _Toy()
-    strategy = build_strategy("modo", {"gamma": 0.05}, {"f1": 1.0, "f2": 1.0})
+    strategy = build_strategy("modo", {"gamma": 0.05, "lambda_gradient": form},
+                              {"f1": 1.0, "f2": 1.0})
     strategy.train()
     for _ in range(600):
         _step(strategy, model, a, b, lr=0.05)
@@ -99,14 +142,16 @@ def test_modo_on_toy_quadratics_reaches_a_pareto_stationary_point():
     assert sum(strategy.lambdas().values()) == pytest.approx(1.0)
 
 
-def test_modo_direction_is_a_common_descent_direction_where_static_is_not():
+@pytest.mark.parametrize("form", ["objective_soups", "modo"])
+def test_modo_direction_is_a_common_descent_direction_where_static_is_not(form):
     # conflicting gradients (cos < 0) with a common descent direction
     g1, g2 = torch.tensor([1.0, 0.0]), torch.tensor([-0.9, 0.1])
     static = 0.5 * (g1 + g2)
     assert float(static @ g2) < 0  # equal weights increase objective 2
     model = torch.nn.Module()
     model.w = torch.nn.Parameter(torch.zeros(2))
-    strategy = build_strategy("modo", {"gamma": 0.5, "rho": 0.0}, {"o1": 1.0, "o2": 1.0})
+    strategy = build_strategy("modo", {"gamma": 0.5, "rho": 0.0, "lambda_gradient": form},
+                              {"o1": 1.0, "o2": 1.0})
     strategy.train()
 
     def losses():  # linear losses: constant gradients g1, g2 on the shared w

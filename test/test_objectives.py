@@ -210,3 +210,42 @@ def test_shipped_mtl_configs_keep_the_baselines_asr_to_st_ratio():
         baseline_ratio = b["asr_weight"] / (1 - b["asr_weight"] - b["mt_weight"])
         ours = (m["asr_ctc_weight"] + m.get("asr_att_weight", 0.0)) / 1.0  # ST CE weight 1
         assert ours == pytest.approx(baseline_ratio, rel=1e-3), mtl
+
+
+def test_per_token_ctc_is_the_authors_reduction_and_padding_invariant():
+    """asr_ctc {per_token: true}: each utterance's CTC (ESPnet's head, alone) / its
+    transcript length, averaged over utterances; padding frames and tokens change nothing."""
+    from espnet2.asr.ctc import CTC
+
+    from espnet_mtl.objectives.base import ObjectiveContext, PassOutput
+    from espnet_mtl.objectives.ctc import ASRCTC
+
+    torch.manual_seed(0)
+    head = torch.nn.Module()
+    head.ctc = CTC(odim=6, encoder_output_size=4)
+    head.train(False)
+    ctx = ObjectiveContext(ignore_id=-1, vocab_size=6, src_vocab_size=6, lsm_weight=0.0,
+                           length_normalized=False)
+    hidden = torch.randn(2, 9, 4)
+    tokens = torch.tensor([[2, 3, 4, 5], [3, 3, -1, -1]])
+    hidden_lens, token_lens = torch.tensor([9, 6]), torch.tensor([4, 2])
+
+    def pass_of(h, hl, t, tl):
+        return {"asr": PassOutput(covers=torch.ones(2, dtype=torch.bool), fields=dict(
+            hidden=h, hidden_lens=hl, tokens=t, token_lens=tl))}
+
+    alone = [float(head.ctc(hidden[i:i + 1, :hidden_lens[i]], hidden_lens[i:i + 1],
+                            tokens[i:i + 1, :token_lens[i]], token_lens[i:i + 1]))
+             for i in range(2)]  # ESPnet's per-utterance sums
+    loss, _ = ASRCTC(ctx, per_token=True)(pass_of(hidden, hidden_lens, tokens, token_lens), head)
+    assert float(loss) == pytest.approx((alone[0] / 4 + alone[1] / 2) / 2, rel=1e-5)
+    espnet, _ = ASRCTC(ctx)(pass_of(hidden, hidden_lens, tokens, token_lens), head)
+    assert float(espnet) == pytest.approx((alone[0] + alone[1]) / 2, rel=1e-5)
+    # more padding (frames and tokens, holding garbage) changes nothing
+    padded_h = torch.cat([hidden, torch.randn(2, 5, 4)], dim=1)
+    padded_t = torch.cat([tokens, torch.full((2, 3), 4)], dim=1)
+    again, _ = ASRCTC(ctx, per_token=True)(pass_of(padded_h, hidden_lens, padded_t, token_lens),
+                                           head)
+    assert float(again) == pytest.approx(float(loss), rel=1e-6)
+    with pytest.raises(ObjectiveError, match=r"asr_ctc.per_token must be true or false"):
+        ASRCTC(ctx, per_token="yes")

@@ -13,6 +13,9 @@ cannot drift apart. Two sets:
         heads lr 5e-4, backbone (acoustic encoder) lr 5e-5 via --lr_groups [paper]
     egs2/covost2/st1/conf/tuning/train_st_os_<recipe>_demo.yaml   demo size, from
         conf/tuning/train_st_multilingual_demo.yaml, with the demo's optimiser
+    egs2/covost2/st1/conf/train_st_os_<recipe>_xlsr.yaml    the paper settings on a
+        pre-trained XLS-R backbone (`encoder: hf_wav2vec2`, raw waveform in), for
+        the recipes in XLSR_RECIPES; any other recipe takes the same keys
 
     tools/venv/bin/python conf_templates/st/make_objective_soups.py          # write
     tools/venv/bin/python conf_templates/st/make_objective_soups.py --check  # verify
@@ -84,11 +87,32 @@ RECIPES = {
 }
 
 
-def render(base_path: Path, recipe: str, paper_optim: bool) -> str:
+#: the self-supervised backbone of the paper's wav2vec2/XLS-R rows [paper]; its output
+#: projected to the Conformer's 256 [choice]; layerdrop 0 so DDP needs no
+#: unused_parameters [choice]; HF's own time masking instead of ESPnet's SpecAugment
+XLSR = {
+    "input_size": 1, "normalize": None, "specaug": None,  # input_size set: no frontend
+    "encoder": "hf_wav2vec2",
+    "encoder_conf": {"model_name_or_path": "facebook/wav2vec2-xls-r-300m", "output_size": 256,
+                     "dropout_rate": 0.1, "freeze_updates": 0,
+                     "config_overrides": {"layerdrop": 0.0, "mask_time_prob": 0.05}},
+}
+XLSR_RECIPES = ("vs_msp", "vm_msp_usa")
+
+
+def render(base_path: Path, recipe: str, paper_optim: bool, backbone: dict = None) -> str:
     conf = yaml.safe_load(base_path.read_text())
     strategy, strategy_conf, objectives, what = RECIPES[recipe]
     supervised = dict(conf["model_conf"]["objectives"])
     conf = copy.deepcopy(conf)
+    # the authors' losses are per token (PyTorch's CTCLoss / CrossEntropyLoss, reduction
+    # "mean"): MoDo's weights follow the gradients' scales, and ESPnet's per-utterance
+    # sums make CTC ~20x CPC and drive its weight to 0 (measured, issue 15)
+    conf["model_conf"]["length_normalized_loss"] = True
+    if isinstance(supervised.get("asr_ctc"), dict):
+        supervised["asr_ctc"] = {**supervised["asr_ctc"], "per_token": True}
+    elif "asr_ctc" in supervised:
+        supervised["asr_ctc"] = {"weight": supervised["asr_ctc"], "per_token": True}
     if objectives is None:
         conf["model_conf"]["objectives"] = {**supervised, "cpc": dict(CPC)}
     elif objectives == "supervised":
@@ -97,6 +121,10 @@ def render(base_path: Path, recipe: str, paper_optim: bool) -> str:
         conf["model_conf"]["objectives"] = objectives
         # no accuracy without the decoder trained: keep the best CPC loss
         conf["best_model_criterion"] = [["valid", "loss", "min"]]
+    if backbone:
+        for key in ("frontend_conf", "specaug_conf", "encoder_conf"):
+            conf.pop(key, None)
+        conf.update(copy.deepcopy(backbone))
     conf["strategy"] = strategy
     if strategy_conf:
         conf["strategy_conf"] = strategy_conf
@@ -112,7 +140,14 @@ def render(base_path: Path, recipe: str, paper_optim: bool) -> str:
         "# Objectives [paper]: ASR = CTC on the shared encoder (ESPnet's linear CTC head; "
         "the paper's is a 2-layer MLP [choice]), ST = CE through the decoder, CPC on the "
         "encoder (temperature 0.1, in-batch negatives). MoDo gamma 0.01, rho 0.001 [code].",
+        "# Losses per token as the authors' criteria [code]: length_normalized_loss true, "
+        "asr_ctc per_token (MoDo's weights depend on the losses' scales).",
     ]
+    if backbone:
+        header.append("# Backbone [paper]: XLS-R (300M) through Hugging Face "
+                      "(encoder hf_wav2vec2, see espnet_mtl/modules/hf_wav2vec2.py) on the raw "
+                      "audio the recipe dumps (feats_type raw); model_name_or_path may be a "
+                      "local save_pretrained directory.")
     if paper_optim:
         header.append("# Optimiser [paper]: AdamW, heads lr 5e-4, backbone lr 5e-5 "
                       "(--lr_groups); the authors' reply says the backbone rate is the "
@@ -127,6 +162,10 @@ def outputs():
     for base, pattern, paper_optim in TARGETS:
         for recipe in RECIPES:
             yield Path(str(pattern).format(recipe)), render(base, recipe, paper_optim)
+    base, pattern, _ = TARGETS[0]
+    for recipe in XLSR_RECIPES:
+        yield (Path(str(pattern).format(f"{recipe}_xlsr")),
+               render(base, recipe, True, backbone=XLSR))
 
 
 def main():

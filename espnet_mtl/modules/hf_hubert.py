@@ -63,8 +63,9 @@ import contextlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import ClassVar, List, Optional, Tuple
 
 import torch
 
@@ -81,8 +82,8 @@ def _transformers():
     try:
         import transformers
     except ImportError as e:
-        raise ImportError(f"encoder hf_hubert needs the transformers package: run "
-                          f"{INSTALL_HINT}") from e
+        raise ImportError(f"encoders hf_hubert and hf_wav2vec2 need the transformers package: "
+                          f"run {INSTALL_HINT}") from e
     return transformers
 
 
@@ -92,12 +93,13 @@ def _is_local(name: str) -> bool:
             or name.count("/") > 1 or os.sep != "/" and os.sep in name)
 
 
-def _hubert_config(name: str):
-    """The checkpoint's HubertConfig; errors name the path and what to pass."""
+def _hf_config(name: str, family: "ModelFamily"):
+    """The checkpoint's config of the family's model type; errors name the path and what
+    to pass."""
     transformers = _transformers()
-    what = ("a directory written by transformers' HubertModel.save_pretrained (config.json "
-            "with model_type 'hubert' + model.safetensors), or a hub name such as "
-            "facebook/hubert-base-ls960 where a hub is reachable")
+    what = (f"a directory written by transformers' {family.model_class}.save_pretrained "
+            f"(config.json with model_type '{family.model_type}' + model.safetensors), or a "
+            f"hub name such as {family.example} where a hub is reachable")
     if _is_local(name):
         path = Path(name).expanduser()
         if not path.is_dir():
@@ -108,18 +110,19 @@ def _hubert_config(name: str):
             raise ValueError(f"encoder_conf.model_name_or_path: {path} has no config.json, "
                              f"so it is not a Hugging Face checkpoint; pass {what}")
         model_type = json.loads(config_file.read_text()).get("model_type")
-        if model_type != "hubert":
+        if model_type != family.model_type:
             raise ValueError(f"encoder_conf.model_name_or_path: {config_file} has model_type "
-                             f"{model_type!r}, not 'hubert'; pass {what}")
-        return transformers.HubertConfig.from_pretrained(str(path), local_files_only=True)
+                             f"{model_type!r}, not '{family.model_type}'; pass {what}")
+        return getattr(transformers, family.config_class).from_pretrained(
+            str(path), local_files_only=True)
     try:
         config = transformers.AutoConfig.from_pretrained(name)
     except OSError as e:
         raise OSError(f"encoder_conf.model_name_or_path: {name!r} is not a local directory "
                       f"and could not be loaded from the hub ({e}); pass {what}") from e
-    if config.model_type != "hubert":
+    if config.model_type != family.model_type:
         raise ValueError(f"encoder_conf.model_name_or_path: {name!r} is a "
-                         f"{config.model_type!r} model, not 'hubert'; pass {what}")
+                         f"{config.model_type!r} model, not '{family.model_type}'; pass {what}")
     return config
 
 
@@ -168,8 +171,29 @@ class _MaskedGroupNorm(torch.nn.GroupNorm):
         return y
 
 
+@dataclass(frozen=True)
+class ModelFamily:
+    """What differs between the Hugging Face speech encoders this module wraps: they share
+    the conv waveform encoder + Transformer layout (`feature_extractor.conv_layers`,
+    `last_hidden_state`)."""
+
+    choice: str  # the ESPnet encoder choice
+    model_type: str  # config.json's model_type
+    model_class: str  # transformers class names
+    config_class: str
+    attribute: str  # the submodule's name: its state_dict prefix in checkpoints
+    label: str  # for messages
+    example: str  # a hub name
+
+
+HUBERT = ModelFamily("hf_hubert", "hubert", "HubertModel", "HubertConfig", "hubert", "HuBERT",
+                     "facebook/hubert-base-ls960")
+
+
 class HFHubertEncoder(AbsEncoder):
     """`transformers.HubertModel` on the raw waveform, + optional Linear + dropout."""
+
+    family: ClassVar[ModelFamily] = HUBERT
 
     def __init__(
         self,
@@ -185,12 +209,14 @@ class HFHubertEncoder(AbsEncoder):
         super().__init__()
         if input_size != 1:
             raise ValueError(
-                f"encoder hf_hubert reads the raw waveform, but its input size is {input_size} "
+                f"encoder {self.family.choice} reads the raw waveform, but its input size is "
+                f"{input_size} "
                 "(a frontend's feature size?): set `input_size: 1` (no frontend), "
                 "`normalize: null` and `specaug: null` in the training config")
         if not model_name_or_path:
-            raise ValueError("encoder hf_hubert needs encoder_conf.model_name_or_path: a "
-                             "directory written by HubertModel.save_pretrained or a hub name")
+            raise ValueError(f"encoder {self.family.choice} needs encoder_conf.model_name_or_path:"
+                             f" a directory written by {self.family.model_class}.save_pretrained"
+                             " or a hub name")
         if freeze_updates < 0:
             raise ValueError(f"encoder_conf.freeze_updates must be >= 0, got {freeze_updates}")
         self.model_name_or_path = str(model_name_or_path)
@@ -198,15 +224,15 @@ class HFHubertEncoder(AbsEncoder):
         self.freeze_updates = int(freeze_updates)
         self.freeze_feature_extractor = bool(freeze_feature_extractor)
 
-        self.hubert = self._load_pretrained()
-        config = self.hubert.config
+        setattr(self, self.family.attribute, self._load_pretrained())
+        config = self.backbone.config
         self.conv_kernel = list(config.conv_kernel)
         self.conv_stride = list(config.conv_stride)
         self.normalize_waveform = (_auto_normalize(self.model_name_or_path, config)
                                    if normalize_waveform is None else bool(normalize_waveform))
         self._group_norm_at = self._mask_group_norms()
         if self.freeze_feature_extractor:
-            extractor = self.hubert.feature_extractor
+            extractor = self.backbone.feature_extractor
             for p in extractor.parameters():
                 p.requires_grad_(False)
             extractor._requires_grad = False  # HF: no requires_grad on its input either
@@ -219,31 +245,38 @@ class HFHubertEncoder(AbsEncoder):
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
 
     # -- loading ---------------------------------------------------------------
+    @property
+    def backbone(self) -> torch.nn.Module:
+        """The pretrained model (`self.hubert` for HuBERT: the checkpoints' key prefix)."""
+        return getattr(self, self.family.attribute)
+
     def _load_pretrained(self):
         transformers = _transformers()
         name = self.model_name_or_path
-        config = _hubert_config(name)
+        family = self.family
+        config = _hf_config(name, family)
         unknown = sorted(k for k in self.config_overrides if not hasattr(config, k))
         if unknown:
-            raise ValueError(f"encoder_conf.config_overrides: {unknown} are not HubertConfig "
-                             f"fields")
+            raise ValueError(f"encoder_conf.config_overrides: {unknown} are not "
+                             f"{family.config_class} fields")
         for key, value in self.config_overrides.items():
             setattr(config, key, value)
         local = _is_local(name)
         source = str(Path(name).expanduser()) if local else name
         try:
-            model = transformers.HubertModel.from_pretrained(
+            model = getattr(transformers, family.model_class).from_pretrained(
                 source, config=config, local_files_only=local)
         except OSError as e:
-            raise OSError(f"encoder_conf.model_name_or_path: could not load HuBERT weights "
-                          f"from {source} ({e}); pass a directory written by "
-                          f"HubertModel.save_pretrained") from e
+            raise OSError(f"encoder_conf.model_name_or_path: could not load {family.label} "
+                          f"weights from {source} ({e}); pass a directory written by "
+                          f"{family.model_class}.save_pretrained") from e
         return model.float()
 
     def reload_pretrained_parameters(self):
-        """Put the pretrained HuBERT weights back (after ESPnet's `--init`)."""
-        self.hubert.load_state_dict(self._load_pretrained().state_dict())
-        logging.info(f"hf_hubert: pretrained weights reloaded from {self.model_name_or_path}")
+        """Put the pretrained weights back (after ESPnet's `--init`)."""
+        self.backbone.load_state_dict(self._load_pretrained().state_dict())
+        logging.info(f"{self.family.choice}: pretrained weights reloaded from "
+                     f"{self.model_name_or_path}")
 
     # `init: chainer` calls this on every module but not reload_pretrained_parameters
     espnet_initialization_fn = reload_pretrained_parameters
@@ -252,7 +285,7 @@ class HFHubertEncoder(AbsEncoder):
         """Swap the conv stack's GroupNorms for `_MaskedGroupNorm` (same state_dict keys);
         returns (conv layer index, attribute name) of each (looked up at each forward, so
         replicas and copies of the model find their own)."""
-        layers = getattr(self.hubert.feature_extractor, "conv_layers", None)
+        layers = getattr(self.backbone.feature_extractor, "conv_layers", None)
         found = []
         for i, layer in enumerate(layers if layers is not None else ()):
             for child_name, child in list(layer.named_children()):
@@ -262,9 +295,10 @@ class HFHubertEncoder(AbsEncoder):
                     masked.load_state_dict(child.state_dict())
                     setattr(layer, child_name, masked)
                     found.append((i, child_name))
-        if self.hubert.config.feat_extract_norm == "group" and not found:
+        if self.backbone.config.feat_extract_norm == "group" and not found:
             raise RuntimeError(
-                "hf_hubert: no GroupNorm found in HubertModel.feature_extractor.conv_layers; "
+                f"{self.family.choice}: no GroupNorm found in "
+                f"{self.family.model_class}.feature_extractor.conv_layers; "
                 "this transformers version is not the one pinned in tools/requirements.txt")
         return found
 
@@ -285,7 +319,7 @@ class HFHubertEncoder(AbsEncoder):
 
     @property
     def frozen(self) -> bool:
-        """Whether the next training forward leaves HuBERT without gradient."""
+        """Whether the next training forward leaves the pretrained model without gradient."""
         return int(self.num_updates) < self.freeze_updates
 
     # -- forward ---------------------------------------------------------------
@@ -305,7 +339,7 @@ class HFHubertEncoder(AbsEncoder):
             xs_pad = xs_pad.squeeze(-1)
         if xs_pad.dim() != 2:
             raise ValueError(
-                f"encoder hf_hubert takes the waveform (batch, samples), got shape "
+                f"encoder {self.family.choice} takes the waveform (batch, samples), got shape "
                 f"{tuple(xs_pad.shape)}: set `input_size: 1` (no frontend) in the config")
         ilens = ilens.to(xs_pad.device)
         wav = xs_pad[:, : int(ilens.max())].float()
@@ -320,23 +354,24 @@ class HFHubertEncoder(AbsEncoder):
             limit = 1  # the receptive field of one output frame
             for k, s in zip(reversed(self.conv_kernel), reversed(self.conv_stride)):
                 limit = (limit - 1) * s + k
-            raise TooShortUttError(f"hf_hubert: an utterance of {short} samples is shorter "
-                                   f"than HuBERT's first frame ({limit} samples)", short, limit)
+            raise TooShortUttError(f"{self.family.choice}: an utterance of {short} samples is "
+                                   f"shorter than {self.family.label}'s first frame ({limit} "
+                                   "samples)", short, limit)
 
         frozen = False
         if self.training:
             frozen = self.frozen
             self.num_updates.add_(1)  # in place: kept by DataParallel's device-0 replica
             if int(self.num_updates) == self.freeze_updates + 1 and self.freeze_updates > 0:
-                logging.info(f"hf_hubert: HuBERT trains from now on (after "
+                logging.info(f"{self.family.choice}: {self.family.label} trains from now on (after "
                              f"{self.freeze_updates} frozen forwards)")
-        norms = [(i, getattr(self.hubert.feature_extractor.conv_layers[i], name))
+        norms = [(i, getattr(self.backbone.feature_extractor.conv_layers[i], name))
                  for i, name in self._group_norm_at]
         for i, norm in norms:  # a norm of layer i sees that conv's output
             norm.lengths = lengths[i]
         try:
             with torch.no_grad() if frozen else contextlib.nullcontext():
-                hidden = self.hubert(input_values=wav, attention_mask=valid.long()
+                hidden = self.backbone(input_values=wav, attention_mask=valid.long()
                                      ).last_hidden_state
         finally:
             for _, norm in norms:

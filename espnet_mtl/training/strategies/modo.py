@@ -10,6 +10,7 @@
             - {start: 0.1, step: 0.02, max: 1.5}
             - {start: 0.0, step: 0.02, max: 1.5}
         gamma: 0.01              # MoDo's step size on lambda [code]
+        lambda_gradient: objective_soups   # or modo: how G G^T lambda is estimated (below)
         rho: 0.001               # its pull of lambda toward uniform [code]
         conflict_threshold: null # layer-wise selection: MoDo only on tensors whose mean
                                  # pairwise gradient cosine is below this (paper: 0.0)
@@ -31,6 +32,15 @@ parameter (`G1`, exact per objective, averaged across DDP ranks). Then:
       lambda_l <- Proj_simplex(lambda_l - gamma (G2_l G1_l^T lambda_l + rho (lambda_l - 1/M_l)))
   A level of one objective has lambda = [1]: its gradient (the penalty term
   of VC-MSP and VM-MSP). lambda starts uniform [code].
+
+`lambda_gradient` chooses the estimate of the lambda gradient G G^T lambda
+from the two independent halves; both are unbiased, they differ in cost:
+`objective_soups` (default, the authors' code and the issue's formula:
+G2 G1^T lambda, every objective's gradient on the second half too, M backward
+passes there) and `modo` (the update of MoDo itself, Chen et al., NeurIPS
+2023: grad F(z1)^T grad F(z2) lambda = G1 (G2^T lambda), only the
+lambda-weighted gradient of the second half, one backward pass per level)
+[choice offered for speed].
 
 The recipes of the paper are level layouts: VS-MSP one level of every
 objective; VC-MSP [supervised objectives] then [cpc] with one penalty eta
@@ -74,6 +84,8 @@ from espnet_mtl.training.strategies.base import Strategy, StrategyError
 
 #: the paper's MoDo step sizes [code]
 GAMMA, RHO = 0.01, 0.001
+#: how the lambda gradient G G^T lambda is estimated from the two halves (module docstring)
+LAMBDA_GRADIENTS = ("objective_soups", "modo")
 
 
 def project_to_simplex(v: torch.Tensor) -> torch.Tensor:
@@ -87,11 +99,10 @@ def project_to_simplex(v: torch.Tensor) -> torch.Tensor:
     return (v - theta).clamp(min=0.0)
 
 
-def modo_lambda_step(lam: torch.Tensor, g1: Sequence[Sequence[Optional[torch.Tensor]]],
-                     g2: Sequence[Sequence[Optional[torch.Tensor]]], gamma: float,
-                     rho: float) -> torch.Tensor:
-    """One MoDo weight update. g1[k][j], g2[k][j]: objective k's gradient on tensor j
-    (None: 0). G2 G1^T lambda is summed tensor by tensor, never one long flat vector."""
+def coupling_per_objective(lam: torch.Tensor, g1: Sequence[Sequence[Optional[torch.Tensor]]],
+                           g2: Sequence[Sequence[Optional[torch.Tensor]]]) -> torch.Tensor:
+    """G2 G1^T lambda (the authors' code). g1[k][j], g2[k][j]: objective k's gradient on
+    tensor j (None: 0); summed tensor by tensor, never one long flat vector."""
     m = lam.numel()
     coupling = lam.new_zeros(m)
     for j in range(len(g1[0]) if m else 0):
@@ -105,7 +116,33 @@ def modo_lambda_step(lam: torch.Tensor, g1: Sequence[Sequence[Optional[torch.Ten
         for k in range(m):
             if g2[k][j] is not None:
                 coupling[k] += (g2[k][j].double() * mixed).sum().to(coupling.dtype)
-    return project_to_simplex(lam - gamma * (coupling + rho * (lam - 1.0 / m)))
+    return coupling
+
+
+def coupling_weighted(g1: Sequence[Sequence[Optional[torch.Tensor]]],
+                      mixed2: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
+    """G1 (G2^T lambda) (MoDo's own form): mixed2[j] is the lambda-weighted gradient of the
+    second half on tensor j (one backward), dotted with each objective's first-half one."""
+    coupling = torch.zeros(len(g1), dtype=torch.float64)
+    for k, rows in enumerate(g1):
+        for g, mixed in zip(rows, mixed2):
+            if g is not None and mixed is not None:
+                coupling[k] += (g.double() * mixed.double()).sum().cpu()
+    return coupling
+
+
+def lambda_step(lam: torch.Tensor, coupling: torch.Tensor, gamma: float, rho: float
+                ) -> torch.Tensor:
+    """lambda <- Proj_simplex(lambda - gamma (coupling + rho (lambda - 1/M)))."""
+    m = lam.numel()
+    return project_to_simplex(lam - gamma * (coupling.to(lam) + rho * (lam - 1.0 / m)))
+
+
+def modo_lambda_step(lam: torch.Tensor, g1: Sequence[Sequence[Optional[torch.Tensor]]],
+                     g2: Sequence[Sequence[Optional[torch.Tensor]]], gamma: float,
+                     rho: float) -> torch.Tensor:
+    """One MoDo weight update with the authors' G2 G1^T lambda."""
+    return lambda_step(lam, coupling_per_objective(lam, g1, g2), gamma, rho)
 
 
 def penalty_value(spec: Dict[str, float], epoch: int) -> float:
@@ -142,7 +179,8 @@ class MoDo(Strategy):
     def __init__(self, weights: Dict[str, float], levels: Optional[list] = None,
                  penalties: Optional[list] = None, gamma: float = GAMMA, rho: float = RHO,
                  conflict_threshold: Optional[float] = None,
-                 non_conflicting: str = "weighted_sum", log_interval: int = 50):
+                 non_conflicting: str = "weighted_sum", lambda_gradient: str = "objective_soups",
+                 log_interval: int = 50):
         super().__init__(weights)
         levels = [list(self.names)] if levels is None else levels
         if (not isinstance(levels, (list, tuple)) or not levels
@@ -180,6 +218,10 @@ class MoDo(Strategy):
             raise StrategyError(f"strategy_conf.non_conflicting: weighted_sum or skip, got "
                                 f"{non_conflicting!r}")
         self.non_conflicting = non_conflicting
+        if lambda_gradient not in LAMBDA_GRADIENTS:
+            raise StrategyError(f"strategy_conf.lambda_gradient: one of "
+                                f"{', '.join(LAMBDA_GRADIENTS)}, got {lambda_gradient!r}")
+        self.lambda_gradient = lambda_gradient
         self.log_interval = int(log_interval)
         for i, level in enumerate(self.levels):
             self.register_buffer(f"lambda_{i}", torch.full((len(level),), 1.0 / len(level),
@@ -286,18 +328,33 @@ class MoDo(Strategy):
         if second_losses is None:  # a batch of one row: no second half
             self.skipped += 1
             return
-        wanted = {n for i in levels for n in self.levels[i]}
         sub = [params[j] for j in selected]
-        g2 = gradients.objective_gradients(
-            {n: l for n, l in second_losses.items() if n in wanted}, sub)
+        if self.lambda_gradient == "modo":  # one backward per level: its weighted loss
+            mixed = {}
+            for i in levels:
+                parts = [second_losses.get(n) for n in self.levels[i]]
+                lam = getattr(self, f"lambda_{i}")
+                mixed[f"level_{i}"] = (None if any(l is None for l in parts) else
+                                       sum(float(w) * l for w, l in zip(lam, parts)))
+            g2 = gradients.objective_gradients(mixed, sub)
+        else:  # one backward per objective
+            wanted = {n for i in levels for n in self.levels[i]}
+            g2 = gradients.objective_gradients(
+                {n: l for n, l in second_losses.items() if n in wanted}, sub)
         for i in levels:
             level = self.levels[i]
-            if not all(n in g1 and n in g2 for n in level):
+            have = (f"level_{i}" in g2 if self.lambda_gradient == "modo"
+                    else all(n in g2 for n in level))
+            if not (have and all(n in g1 for n in level)):
                 self.skipped += 1
                 continue
             lam = getattr(self, f"lambda_{i}")
-            new = modo_lambda_step(lam, [[g1[n][j] for j in selected] for n in level],
-                                   [g2[n] for n in level], self.gamma, self.rho)
+            first = [[g1[n][j] for j in selected] for n in level]
+            if self.lambda_gradient == "modo":
+                coupling = coupling_weighted(first, g2[f"level_{i}"])
+            else:
+                coupling = coupling_per_objective(lam, first, [g2[n] for n in level])
+            new = lambda_step(lam, coupling, self.gamma, self.rho)
             if not torch.isfinite(new).all():
                 raise StrategyError(f"strategy modo: lambda of level {level} is not finite "
                                     f"({new.tolist()}); the gradients overflowed")
