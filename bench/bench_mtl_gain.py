@@ -7,6 +7,8 @@ equal wall-clock training budget, in the demo's settings:
     multilingual  egs2/covost2/st1 --demo true: De/Es/Fr->En (Objective Soups,
                   issue 15): static weighting vs the MoDo recipes, BLEU and WER
                   per source language (needs --budget)
+    task_aware    egs2/mini_st_low/st1: mtl_st vs one task-aware model (explicit,
+                  implicit TCN; issue 16), ST BLEU, MT BLEU and WER (needs --budget)
 
 Budget B: the default demo's stage-11 time, i.e. the full setting's baseline
 trained as conf/train_st.yaml says (its max_epoch epochs); with `--budget S`
@@ -68,6 +70,15 @@ SETTINGS = {
         # IMTL (seed 000) on the same data (issue 14)
         "imtl": (["--system", "mtl_st", "--st_config", "conf/train_st_imtl.yaml",
                   "--st_tag", "imtl"], "conf/train_st_imtl.yaml"),
+    }),
+    # task-aware MTL (seed 003, issue 16): mtl_st vs the same model with a TCN and FiLM,
+    # each decoded for ST, MT (transcript in) and ASR from its one checkpoint
+    "task_aware": ("mini_st_low", {
+        name: (["--system", "mtl_st", "--st_config", config, "--extra_decode_paths", "mt asr"],
+               config)
+        for name, config in (("mtl_st_3task", "conf/train_st_mtl.yaml"),
+                             ("task_aware_explicit", "conf/train_st_task_aware_explicit.yaml"),
+                             ("task_aware_implicit", "conf/train_st_task_aware_implicit.yaml"))
     }),
     # Objective Soups (seed 002): the same objectives (ST CE, ASR CTC, CPC), three updates
     "multilingual": ("covost2", {
@@ -184,7 +195,8 @@ def decode_row(recipe: Path, log: Path, setting: str, system: str, st: dict,
            "stage11_wall_seconds": round(st["wall"], 1),
            "epoch_seconds": [round(x, 2) for x in seconds],
            **best_valid(st_exp),
-           **(score_per_test_set(st_exp) if setting == "multilingual" else score(recipe, system))}
+           **(score_per_test_set(st_exp) if setting == "multilingual" else
+              score_three_tasks(st_exp) if setting == "task_aware" else score(recipe, system))}
     saved.write_text(json.dumps(row) + "\n")
     return row
 
@@ -200,6 +212,19 @@ def score_per_test_set(st_exp: Path) -> dict:
     return {"bleu": round(statistics.mean(bleu.values()), 2), "bleu_per_test_set": bleu,
             "wer": round(statistics.mean(wer.values()), 2) if wer else None,
             "wer_per_test_set": wer}
+
+
+def score_three_tasks(st_exp: Path) -> dict:
+    """ST BLEU, MT-path BLEU and ASR-path WER of the (one) test set."""
+    def one(pattern, key):
+        found = sorted(st_exp.glob(pattern))
+        if not found:
+            sys.exit(f"no {pattern} under {st_exp}")
+        return json.loads(found[0].read_text())[key]
+
+    return {"bleu": one("*/*/score_bleu/result.json", "bleu"),
+            "mt_bleu": one("*/*/mt_path/score_bleu/result.json", "bleu"),
+            "wer": one("*/*/asr_path/score_wer/result.json", "wer")}
 
 
 def best_valid(st_exp: Path) -> dict:
@@ -255,7 +280,9 @@ def main():
                    choices=sorted(SETTINGS))
     for setting, default in (("full", ["baseline", "mtl_best", "mtl_ce_only"]),
                              ("low_resource", ["baseline", "mtl_st"]),
-                             ("multilingual", ["static", "vs_msp", "vm_msp_uas"])):
+                             ("multilingual", ["static", "vs_msp", "vm_msp_uas"]),
+                             ("task_aware", ["mtl_st_3task", "task_aware_explicit",
+                                             "task_aware_implicit"])):
         p.add_argument(f"--{setting}_systems", nargs="+", default=default,
                        choices=list(SETTINGS[setting][1]),
                        help=f"systems of the {setting} setting (trained interleaved)")

@@ -19,6 +19,7 @@ import importlib
 #: `--model`: what the task builds (ESPnet's own ESPnetSTModel is `espnet`).
 MODELS: dict[str, str] = {
     "mtl_st": "espnet_mtl.models.mtl_st:MTLSTModel",
+    "task_aware": "espnet_mtl.models.task_aware:TaskAwareSTModel",
 }
 
 #: `encoder`: acoustic encoders added to ESPnet's `encoder` choices (STTask's `encoder_choices`).

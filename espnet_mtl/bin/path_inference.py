@@ -29,7 +29,11 @@ def _has_asr_decoder(argv) -> bool:
         return True  # ESPnet reports the missing option itself
     with open(config, encoding="utf-8") as f:
         conf = yaml.safe_load(f) or {}
-    return float((conf.get("model_conf") or {}).get("asr_att_weight", 0.0)) > 0
+    model_conf = conf.get("model_conf") or {}
+    listed = (model_conf.get("objectives") or {}).get("asr_att")  # the objectives table
+    if isinstance(listed, dict):
+        listed = listed.get("weight")
+    return float(model_conf.get("asr_att_weight") or listed or 0.0) > 0
 
 
 def main(argv=None):

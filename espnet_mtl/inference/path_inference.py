@@ -44,6 +44,8 @@ class MTPathView(torch.nn.Module):
             raise ValueError("this mtl_st model has no MT path (trained with mt_weight = "
                              "consistency_weight = 0): there is nothing to decode")
         self.model = model
+        if hasattr(model, "decode_task"):  # task-aware models: FiLM with the MT embedding
+            model.decode_task = "mt"
         self.decoder = model.decoder
         self.ctc = None  # no target CTC on the MT path: use --ctc_weight 0
         self.token_list = model.token_list
@@ -62,6 +64,8 @@ class ASRPathView(torch.nn.Module):
             raise ValueError("this mtl_st model has no ASR CTC head (trained with "
                              "asr_ctc_weight = 0): there is nothing to decode")
         self.model = model
+        if hasattr(model, "decode_task"):  # task-aware models: FiLM with the ASR embedding
+            model.decode_task = "asr"
         self.ctc = model.ctc
         # None without an ASR attention decoder: decode with --ctc_weight 1.0
         self.decoder = model.extra_asr_decoder

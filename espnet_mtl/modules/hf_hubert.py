@@ -1,5 +1,9 @@
 """HuBERT through Hugging Face Transformers as an ESPnet encoder (`encoder: hf_hubert`).
 
+The code serves every HF speech encoder of this layout (conv waveform encoder +
+Transformer): a `ModelFamily` names the model classes; `hf_wav2vec2`
+(`espnet_mtl.modules.hf_wav2vec2`) is the same encoder on wav2vec 2.0 / XLS-R.
+
 IMTL's acoustic encoder (methods.md section 2): HuBERT-base -> Linear 768->512
 -> dropout 0.1 [code], HuBERT frozen for the first 3000 updates [code].
 
