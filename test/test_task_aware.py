@@ -286,7 +286,7 @@ def test_configs_build_and_count_the_added_parameters(path, tmp_path, monkeypatc
 
 
 def test_one_checkpoint_decodes_st_asr_and_mt_through_the_cli(tmp_path):
-    """ST through our st_inference, ASR and MT through path_inference: one model file."""
+    """ST, ASR and MT through our st_inference (--task): one model file."""
     import subprocess
 
     import numpy as np
@@ -314,12 +314,13 @@ def test_one_checkpoint_decodes_st_asr_and_mt_through_the_cli(tmp_path):
         "st": ["espnet_mtl.bin.st_inference", "--data_path_and_name_and_type",
                f"{d}/wav.scp,speech,sound", "--st_train_config", f"{exp}/config.yaml",
                "--st_model_file", f"{exp}/model.pth"],
-        "asr": ["espnet_mtl.bin.path_inference", "asr", "--data_path_and_name_and_type",
-                f"{d}/wav.scp,speech,sound", "--asr_train_config", f"{exp}/config.yaml",
-                "--asr_model_file", f"{exp}/model.pth", "--ctc_weight", "0.3"],
-        "mt": ["espnet_mtl.bin.path_inference", "mt", "--data_path_and_name_and_type",
-               f"{d}/src_text,src_text,text", "--mt_train_config", f"{exp}/config.yaml",
-               "--mt_model_file", f"{exp}/model.pth"],
+        # --task: the same entry point and options, another path of the same model
+        "asr": ["espnet_mtl.bin.st_inference", "--task", "asr", "--data_path_and_name_and_type",
+                f"{d}/wav.scp,speech,sound", "--st_train_config", f"{exp}/config.yaml",
+                "--st_model_file", f"{exp}/model.pth", "--ctc_weight", "0.3"],
+        "mt": ["espnet_mtl.bin.st_inference", "--task=mt", "--data_path_and_name_and_type",
+               f"{d}/src_text,src_text,text", "--st_train_config", f"{exp}/config.yaml",
+               "--st_model_file", f"{exp}/model.pth"],
     }
     for task, cmd in runs.items():
         out = tmp_path / f"out_{task}"
@@ -372,3 +373,13 @@ def test_task_embedding_plot(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["x"])
     with pytest.raises(SystemExit, match="missing"):
         plot_task_embeddings.embed(exp, exp / "model.pth", [tmp_path / "nowhere"], 2)
+
+
+def test_task_option_errors():
+    from espnet_mtl.bin import st_inference
+
+    with pytest.raises(SystemExit, match="choose one of st, asr, mt"):
+        st_inference.main(["--task", "tts"])
+    with pytest.raises(SystemExit, match="needs a value"):
+        st_inference.main(["--task"])
+    assert st_inference._pop_task(["--a", "1", "--task=mt", "--b"]) == ("mt", ["--a", "1", "--b"])

@@ -4,16 +4,56 @@ Same options and outputs as ESPnet's `espnet2.bin.st_inference`. ESPnet's
 inference module looks its task up through its module-level name `STTask`;
 we bind that name to our subclass so `Speech2Text` builds the model chosen
 by `model:` in the training config (ESPnet's own code path otherwise).
+
+`--task asr|mt` decodes the model's ASR or MT path instead (a multi-task or
+task-aware model: one checkpoint, three tasks) through
+`espnet_mtl.bin.path_inference`: `--st_train_config` / `--st_model_file` are
+passed on as `--asr_*` / `--mt_*`; MT reads transcripts, so give
+`--data_path_and_name_and_type <dir>/text.<src>,src_text,text`. `--task st`
+(the default) is ESPnet's ST decoding.
 """
+
+import sys
 
 import espnet2.bin.st_inference as espnet_st_inference
 
 from espnet_mtl.tasks.st import MTLSTTask
 
+TASKS = ("st", "asr", "mt")
+
+
+def _pop_task(argv):
+    """(task, the other arguments) from `--task X` / `--task=X`."""
+    task, rest, i = "st", [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--task":
+            if i + 1 >= len(argv):
+                sys.exit("--task needs a value: st, asr or mt")
+            task, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--task="):
+            task = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    if task not in TASKS:
+        sys.exit(f"--task {task}: choose one of {', '.join(TASKS)}")
+    return task, rest
+
 
 def main(cmd=None):
+    argv = list(sys.argv[1:] if cmd is None else cmd)
+    task, argv = _pop_task(argv)
+    if task != "st":
+        from espnet_mtl.bin import path_inference
+
+        renamed = [f"--{task}_" + a[len("--st_"):] if a in ("--st_train_config",
+                                                            "--st_model_file") else a
+                   for a in argv]
+        return path_inference.main([task, *renamed])
     espnet_st_inference.STTask = MTLSTTask
-    espnet_st_inference.main(cmd)
+    espnet_st_inference.main(argv)
 
 
 if __name__ == "__main__":
