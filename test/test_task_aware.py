@@ -22,15 +22,32 @@ from test_mtl_st_model import _batch, _conf, _write
 OBJECTIVES = {"st_ce": 1.0, "asr_ctc": 0.3, "mt_ce": 0.3, "asr_att": 0.2}
 
 
+def _args(d):
+    """The task's parsed arguments for d/conf.yaml and its token lists."""
+    return MTLSTTask.get_parser().parse_args(
+        ["--config", str(d / "conf.yaml"), "--token_list", str(d / "tgt.txt"),
+         "--src_token_list", str(d / "src.txt")])
+
+
+def _train(model, steps):
+    """A few Adam steps on the mixed batch; the last step's stats."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss, stats, _ = model(**_mixed_batch())
+        loss.backward()
+        opt.step()
+    return stats
+
+
 def _build(tmp_path, monkeypatch, model="task_aware", objectives=OBJECTIVES, seed=0, **extra):
     conf = _conf({"objectives": objectives, **extra}, textual={"output_size": 16})
     conf["model"] = model
     tmp_path.mkdir(exist_ok=True)
     d = _write(tmp_path, conf)
     monkeypatch.setattr(sys, "argv", ["st_train"])
-    args = MTLSTTask.get_parser().parse_args(
-        ["--config", str(d / "conf.yaml"), "--token_list", str(d / "tgt.txt"),
-         "--src_token_list", str(d / "src.txt")])
+    args = _args(d)
     torch.manual_seed(seed)
     return MTLSTTask.build_model(args)
 
@@ -100,13 +117,7 @@ def test_film_on_every_block_and_an_untrained_tcn_is_the_plain_model(tmp_path, m
 def test_one_model_trains_st_asr_and_mt_and_learns_distinct_task_embeddings(
         tmp_path, monkeypatch):
     model = _build(tmp_path, monkeypatch)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(3):
-        opt.zero_grad()
-        loss, stats, _ = model(**_mixed_batch())
-        loss.backward()
-        opt.step()
+    stats = _train(model, 3)
     assert all(stats[k] is not None for k in ("loss_st", "loss_asr_ctc", "loss_mt"))
     te = model.tcn(torch.arange(len(TASKS))).detach()
     for i in range(3):
@@ -180,9 +191,7 @@ def test_bad_configs_name_the_key(tmp_path, monkeypatch):
     conf["model"] = "task_aware"
     (tmp_path / "c").mkdir()
     d = _write(tmp_path / "c", conf)
-    args = MTLSTTask.get_parser().parse_args(
-        ["--config", str(d / "conf.yaml"), "--token_list", str(d / "tgt.txt"),
-         "--src_token_list", str(d / "src.txt")])
+    args = _args(d)
     with pytest.raises(ValueError, match=r"blocks must have one size d; got .*16.*12"):
         MTLSTTask.build_model(args)
 
@@ -223,13 +232,7 @@ def test_implicit_model_trains_stores_and_decodes_with_the_stored_embeddings(
     model = _build(tmp_path, monkeypatch, tcn="implicit",
                    tcn_conf={"hidden": 16, "heads": 2, "ffn": 32, "store_momentum": 0.5})
     assert isinstance(model.tcn, ImplicitTCN)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(2):
-        opt.zero_grad()
-        loss, _, _ = model(**_mixed_batch())
-        loss.backward()
-        opt.step()
+    _train(model, 2)
     # every task's examples were embedded and folded into its stored embedding
     assert model.tcn.stored_count.tolist() == [2, 4, 4]  # st: 1 row, asr: 2, mt: 2; x2
     assert bool((model.tcn.stored.abs().sum(1) > 0).all())
@@ -271,9 +274,7 @@ def test_configs_build_and_count_the_added_parameters(path, tmp_path, monkeypatc
     d = _write(tmp_path, {})
     (d / "conf.yaml").write_text(path.read_text())
     monkeypatch.setattr(sys, "argv", ["st_train"])
-    args = MTLSTTask.get_parser().parse_args(
-        ["--config", str(d / "conf.yaml"), "--token_list", str(d / "tgt.txt"),
-         "--src_token_list", str(d / "src.txt")])
+    args = _args(d)
     model = MTLSTTask.build_model(args)
     assert isinstance(model, TaskAwareSTModel)
     added = sum(p.numel() for p in model.tcn.parameters())

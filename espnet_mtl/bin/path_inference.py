@@ -16,6 +16,7 @@ import sys
 import yaml
 
 from espnet_mtl.inference.path_inference import ASRPathTask, MTPathTask
+from espnet_mtl.models.mtl_st import MTLSTModel
 
 USAGE = __doc__
 
@@ -29,11 +30,8 @@ def _has_asr_decoder(argv) -> bool:
         return True  # ESPnet reports the missing option itself
     with open(config, encoding="utf-8") as f:
         conf = yaml.safe_load(f) or {}
-    model_conf = conf.get("model_conf") or {}
-    listed = (model_conf.get("objectives") or {}).get("asr_att")  # the objectives table
-    if isinstance(listed, dict):
-        listed = listed.get("weight")
-    return float(model_conf.get("asr_att_weight") or listed or 0.0) > 0
+    # the objectives that are on, whether given as a table or with the flat keys
+    return "asr_att" in MTLSTModel.objectives_on(conf.get("model_conf"))
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 
     python -m espnet_mtl.bin.plot_task_embeddings --st_exp exp/st_task_aware \\
         --data_dir dump/raw/tst-COMMON.en-de --data_dir dump/raw/dev.en-de \\
-        [--model_file exp/.../valid.acc.ave.pth] [--max_per_set 200] [--out PNG]
+        [--model_file exp/.../valid.acc.best.pth] [--max_per_set 200] [--out PNG]
 
 Every example of a data dir (speech + translation + transcript) is embedded
 as an example of each task it can be (ST: speech and translation, ASR:
@@ -64,12 +64,14 @@ def embed(st_exp: Path, model_file: Path, data_dirs, max_per_set: int):
             key_file=None, num_workers=0, preprocess_fn=MTLSTTask.build_preprocess_fn(
                 args, False), collate_fn=MTLSTTask.build_collate_fn(args, False),
             allow_variable_data_keys=False, inference=False)
-        for i, (_, batch) in enumerate(loader):
-            if i >= max_per_set:
+        done = 0
+        for _, batch in loader:
+            if done == max_per_set:
                 break
             for task, te in model.example_embeddings(**batch).items():
                 points += [(data_dir.name, task, row) for row in te]
-        logging.info(f"{data_dir}: {min(i + 1, max_per_set)} examples embedded")
+            done += 1
+        logging.info(f"{data_dir}: {done} examples embedded")
     if not points:
         raise SystemExit("no example in the data dirs")
     return model.tcn_name, points
@@ -114,21 +116,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--st_exp", type=Path, required=True)
     p.add_argument("--model_file", type=Path,
-                   help="default: <st_exp>/valid.acc.ave.pth, else the newest *.pth")
+                   help="default: <st_exp>/valid.acc.ave.pth (what stage 12 decodes)")
     p.add_argument("--data_dir", type=Path, action="append", required=True)
     p.add_argument("--max_per_set", type=int, default=200)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model_file = args.model_file
-    if model_file is None:
-        model_file = args.st_exp / "valid.acc.ave.pth"
-        if not model_file.exists():
-            found = sorted(args.st_exp.glob("*.pth"), key=lambda f: f.stat().st_mtime)
-            found = [f for f in found if f.name != "checkpoint.pth"]
-            if not found:
-                raise SystemExit(f"{args.st_exp}: no model file (*.pth); pass --model_file")
-            model_file = found[-1]
+    model_file = args.model_file or args.st_exp / "valid.acc.ave.pth"
+    if not model_file.is_file():
+        raise SystemExit(f"{model_file}: no such model file; pass --model_file "
+                         "(e.g. <st_exp>/valid.acc.best.pth)")
     tcn, points = embed(args.st_exp, model_file, args.data_dir, args.max_per_set)
     out = args.out or args.st_exp / "images" / "task_embeddings.png"
     plot(points, out, f"task embeddings ({tcn} TCN), PCA")

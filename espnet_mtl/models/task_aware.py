@@ -89,7 +89,7 @@ class TaskAwareSTModel(MTLSTModel):
             raise ValueError(f"model_conf.tcn_conf: {e}") from None
         self.decode_task = decode_task
         self._te_cache: Optional[Dict[str, torch.Tensor]] = None
-        self.film = FiLMConditioner(size, fallback=self._decode_embedding)
+        self.film = FiLMConditioner(fallback=self._decode_embedding)
         self.film.attach_encoder(self.encoder, "encoder")
         self.film.attach_textual_encoder(self.textual_encoder)
         self.film.attach_decoder(self.decoder, "decoder")

@@ -63,9 +63,8 @@ def _map_first(out, fn):
 class FiLMConditioner(torch.nn.Module):
     """Applies the task embedding in force to the block outputs it is attached to."""
 
-    def __init__(self, size: int, fallback: Callable[[], Optional[torch.Tensor]]):
+    def __init__(self, fallback: Callable[[], Optional[torch.Tensor]]):
         super().__init__()
-        self.size = size
         self._fallback = fallback
         self._te: Optional[torch.Tensor] = None
         self._handles: List[torch.utils.hooks.RemovableHandle] = []

@@ -51,9 +51,9 @@ class ExplicitTCN(torch.nn.Module):
         return self.ffn(one_hot)
 
     def inference_embedding(self, task: str) -> torch.Tensor:
-        """te (1, 2d) of a task, for decoding."""
-        ids = torch.tensor([task_index(task)], device=self.ffn.weight.device)
-        return self.forward(ids)
+        """te (1, 2d) of a task, for decoding (FiLM asks at every block and step: the
+        weight column that forward's one-hot product selects, no product)."""
+        return self.ffn.weight[:, task_index(task)][None]
 
 
 class _CausalBlocks(torch.nn.Module):
