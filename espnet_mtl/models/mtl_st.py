@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -51,8 +51,6 @@ from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
 from espnet2.asr.specaug.abs_specaug import AbsSpecAug
 from espnet2.layers.abs_normalize import AbsNormalize
-from espnet2.torch_utils.device_funcs import force_gatherable
-from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet.nets.e2e_mt_common import ErrorCalculator as MTErrorCalculator
 from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
 from espnet.nets.pytorch_backend.transformer.embedding import PositionalEncoding
@@ -60,6 +58,7 @@ from espnet.nets.pytorch_backend.transformer.embedding import PositionalEncoding
 from espnet_mtl import objectives as objective_table
 from espnet_mtl.fileio import read_lines
 from espnet_mtl.losses.consistency import double_batch
+from espnet_mtl.models.passes import PassModel, rows_of, take
 from espnet_mtl.modules.adapters import build_adapter
 from espnet_mtl.modules.textual_encoder import (  # noqa: F401 (re-exported)
     TEXTUAL_ENCODER_DEFAULTS,
@@ -67,7 +66,7 @@ from espnet_mtl.modules.textual_encoder import (  # noqa: F401 (re-exported)
     build_block_hook,
     merge_textual_conf,
 )
-from espnet_mtl.objectives import ObjectiveContext, ObjectiveError, PassOutput
+from espnet_mtl.objectives import ObjectiveContext, PassOutput
 
 #: pass -> the batch fields its rows must carry
 PASS_FIELDS = {"speech": ("speech",), "st": ("speech", "text"),
@@ -85,13 +84,7 @@ PASS_PROVIDES = {
 PASS_INPUTS = {"st": ("speech",), "asr": ("speech",), "asr_att": ("asr",)}
 
 
-def _rows(mask: torch.Tensor) -> Optional[torch.Tensor]:
-    """Indices where mask is True; None when it is True everywhere (no copy needed)."""
-    return None if bool(mask.all()) else mask.nonzero(as_tuple=True)[0]
-
-
-def _take(x: Optional[torch.Tensor], idx: Optional[torch.Tensor]):
-    return x if idx is None or x is None else x.index_select(0, idx)
+_rows, _take = rows_of, take  # (task_aware imports these names)
 
 
 def _both_copies(idx: Optional[torch.Tensor], n: int) -> Optional[torch.Tensor]:
@@ -99,30 +92,7 @@ def _both_copies(idx: Optional[torch.Tensor], n: int) -> Optional[torch.Tensor]:
     return None if idx is None else torch.cat([idx, idx + n])
 
 
-def _check_needs(active) -> None:
-    for name, objective in active.items():
-        for need in objective.needs:
-            pass_name, _, field = need.partition(".")
-            if field not in PASS_PROVIDES.get(pass_name, ()):
-                computed = ", ".join(f"{p}.{f}" for p, fs in PASS_PROVIDES.items() for f in fs)
-                raise ObjectiveError(
-                    f"model_conf.objectives.{name} needs '{need}', which model mtl_st does "
-                    f"not compute; it computes {computed}")
-
-
-def _passes_of(active) -> set:
-    """Every pass the objectives read, with the passes those build on."""
-    todo = [p for o in active.values() for p in o.passes]
-    needed = set()
-    while todo:
-        p = todo.pop()
-        if p not in needed:
-            needed.add(p)
-            todo.extend(PASS_INPUTS.get(p, ()))
-    return needed
-
-
-class MTLSTModel(AbsESPnetModel):
+class MTLSTModel(PassModel):
     """Conformer CTC/attention ST with a shared textual encoder and an MT path."""
 
     def __init__(
@@ -186,26 +156,13 @@ class MTLSTModel(AbsESPnetModel):
         self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
 
         # -- objectives: which are listed, which are on, what they read ------
-        self._listed = objective_table.resolve(objectives, flat)
-        #: the configured weight of every listed objective (0 = off: not built)
-        self.objective_weights = {n: spec["weight"] for n, spec in self._listed.items()}
-        self._listed_classes = {n: objective_table.registry.get("objective", n)
-                                for n in self._listed}
-        self.objectives = objective_table.build(self._listed, ObjectiveContext(
+        self.setup_objectives(objectives, flat, ObjectiveContext(
             ignore_id=ignore_id, vocab_size=vocab_size, src_vocab_size=src_vocab_size,
             lsm_weight=lsm_weight, length_normalized=self.length_normalized_loss))
-        _check_needs(self.objectives)
-        self.passes = _passes_of(self.objectives)
-        self._validation_passes = _passes_of(
-            {n: o for n, o in self.objectives.items() if not o.train_only})
-        self.speech_copies = max([o.speech_copies for o in self.objectives.values()] or [1])
-        #: set by the trainer during validation: objectives marked `train_only` (the MT
-        #: path, consistency, R-drop) are pure overhead there and are skipped
-        self.validating = False
         needs_src = any("src_text" in PASS_FIELDS[p] for p in self.passes)
         if needs_src and src_vocab_size is None:
             raise ValueError(
-                f"objectives {sorted(self._uses_src())} need the source vocabulary: pass "
+                f"objectives {sorted(self.uses_src())} need the source vocabulary: pass "
                 "--src_token_list")
 
         # -- speech path ---------------------------------------------------------
@@ -281,10 +238,6 @@ class MTLSTModel(AbsESPnetModel):
         # checkpoints from before the adapter choice name its Linear `encoder_proj`
         self._register_load_state_dict_pre_hook(_rename_encoder_proj)
 
-    def _uses_src(self):
-        return [n for n, o in self.objectives.items()
-                if any("src_text" in PASS_FIELDS[p] for p in o.passes)]
-
     # -- the seed-001 flat keys as attributes (model.mt_weight, ...) ------------------
     def __getattr__(self, name):
         try:
@@ -326,30 +279,6 @@ class MTLSTModel(AbsESPnetModel):
         """The model_conf keys (constructor arguments with a default) and their defaults."""
         return {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
                 if v.default is not inspect.Parameter.empty}
-
-    @classmethod
-    def objectives_on(cls, model_conf: Optional[dict], every: bool = False
-                      ) -> Dict[str, Tuple[str, ...]]:
-        """Objective -> the batch fields its examples must carry, for the objectives on
-        (`every`: for every registered objective, with its default options)."""
-        conf = dict(model_conf or {})
-        if every:
-            listed = {name: {"weight": 1.0} for name in objective_table.registry.OBJECTIVES}
-        else:
-            flat = {k: conf.get(k) for k in objective_table.legacy_keys()}
-            listed = objective_table.resolve(conf.get("objectives"), flat)
-        out = {}
-        for name, objective in objective_table.build(listed, _NO_CONTEXT).items():
-            fields = {f for p in objective.passes for f in PASS_FIELDS[p]}
-            out[name] = tuple(sorted(fields))
-        return out
-
-    @classmethod
-    def consumes(cls, fields: Sequence[str], model_conf: Optional[dict],
-                 every: bool = False) -> List[str]:
-        """The objectives on that examples carrying only `fields` feed (data sources ask)."""
-        return [n for n, need in cls.objectives_on(model_conf, every).items()
-                if set(need) <= set(fields)]
 
     @classmethod
     def build_from_task_args(cls, args: argparse.Namespace, task=None) -> "MTLSTModel":
@@ -493,135 +422,9 @@ class MTLSTModel(AbsESPnetModel):
     #: pass name -> method, in the order they run (the order dropout draws are taken)
     PASS_ORDER = (("speech", _speech_pass), ("st", _st_pass), ("asr", _asr_pass),
                   ("asr_att", _asr_att_pass), ("mt", _mt_pass))
+    model_name = "mtl_st"
+    PASS_FIELDS, PASS_PROVIDES, PASS_INPUTS = PASS_FIELDS, PASS_PROVIDES, PASS_INPUTS
 
-    def active_objectives(self) -> dict:
-        """The objectives this forward computes: validation skips the `train_only` ones,
-        and none that the training strategy has dropped (e.g. task-norm weighting)."""
-        strategy = getattr(self, "strategy", None)
-        dropped = strategy.dropped() if strategy is not None else ()
-        if not self.validating and not dropped:
-            return self.objectives
-        return {n: o for n, o in self.objectives.items()
-                if n not in dropped and not (self.validating and o.train_only)}
-
-    def compute_passes(self, b: dict, active: Optional[dict] = None) -> Dict[str, PassOutput]:
-        """Every pass the active objectives read, over the rows that carry its fields."""
-        if active is not None and len(active) < len(self.objectives) and not self.validating:
-            passes = _passes_of(active)  # some objectives dropped by the strategy
-        else:
-            passes = self._validation_passes if self.validating else self.passes
-        read = {p for o in (active or self.objectives).values() for p in o.passes}
-        covers = {}
-        for name in passes:
-            covers[name] = b["has"][PASS_FIELDS[name][0]]
-            for f in PASS_FIELDS[name][1:]:
-                covers[name] = covers[name] & b["has"][f]
-        out = {}
-        for name, run in self.PASS_ORDER:
-            if name not in passes:
-                continue
-            users = [p for p in passes if name in PASS_INPUTS.get(p, ())]
-            users += [name] if name in read else []  # read itself (cpc reads speech)
-            if not any(bool(covers[p].any()) for p in users or [name]):
-                continue  # no row of this batch for it (or for the passes that read it)
-            if any(p not in out for p in PASS_INPUTS.get(name, ())):
-                continue
-            out[name] = run(self, b, out, covers[name])
-        return out
-
-    # ------------------------------------------------------------------------
-    # training
-    # ------------------------------------------------------------------------
-    def _batch(self, speech, speech_lengths, text, text_lengths, src_text, src_text_lengths):
-        """The batch trimmed to its lengths, with which rows carry which field.
-
-        In a mixed-source batch (`espnet_mtl.iterators`) a length of 0 marks a
-        missing field: MT-only examples have no speech, ASR-only ones no translation.
-        """
-        assert text_lengths.dim() == 1, text_lengths.shape
-        assert speech.shape[0] == speech_lengths.shape[0] == text.shape[0] == \
-            text_lengths.shape[0], (speech.shape, speech_lengths.shape, text.shape,
-                                    text_lengths.shape)
-        uses_src = self._uses_src()
-        if uses_src and (src_text is None or src_text_lengths is None):
-            raise ValueError(
-                f"model mtl_st: objectives {uses_src} need the source transcript: add "
-                "src_text to the training data (--train_data_path_and_name_and_type "
-                "<dir>/text.<src>,src_text,text)")
-        text = text.masked_fill(text == -1, self.ignore_id)[:, : text_lengths.max()]
-        has_speech = speech_lengths > 0
-        if src_text is not None:
-            assert src_text.shape[0] == speech.shape[0], (src_text.shape, speech.shape)
-            src_text = src_text[:, : src_text_lengths.max()]
-        has_src = (src_text_lengths > 0 if src_text is not None
-                   else torch.zeros_like(has_speech))
-        return dict(speech=speech, speech_lengths=speech_lengths, text=text,
-                    text_lengths=text_lengths, src_text=src_text,
-                    src_text_lengths=src_text_lengths,
-                    has={"speech": has_speech, "text": text_lengths > 0, "src_text": has_src})
-
-    def forward(
-        self,
-        speech: torch.Tensor,
-        speech_lengths: torch.Tensor,
-        text: torch.Tensor,
-        text_lengths: torch.Tensor,
-        src_text: Optional[torch.Tensor] = None,
-        src_text_lengths: Optional[torch.Tensor] = None,
-        return_objectives: bool = False,
-        **kwargs,
-    ):
-        """Losses of one batch; each example feeds the objectives its fields allow.
-
-        Each objective is normalised by its own example (or token) count, so a
-        pure ST batch gives exactly the ST-only numbers. Returns ESPnet's
-        (loss, stats, weight) with loss = the configured weighted sum; with
-        `return_objectives` a dict of those plus `objectives`: name -> loss with
-        its graph (None when no row of this batch feeds it), for the trainer.
-        """
-        b = self._batch(speech, speech_lengths, text, text_lengths, src_text, src_text_lengths)
-        active = self.active_objectives()
-        out = self.compute_passes(b, active)
-        losses, stats = {}, {}
-        for name, objective in active.items():
-            losses[name], metrics = objective(out, self)
-            stats.update(metrics)
-        loss = speech.new_zeros(())
-        for name, value in losses.items():
-            if value is not None:
-                loss = loss + self.objective_weights[name] * value
-        if self.training and not loss.requires_grad:
-            has = b["has"]
-            raise RuntimeError(
-                f"model mtl_st: no example of this batch feeds a loss (batch of "
-                f"{speech.shape[0]}: {int((has['speech'] & has['text']).sum())} with "
-                f"speech+translation, {int((has['speech'] & has['src_text']).sum())} with "
-                f"speech+transcript, {int((has['src_text'] & has['text']).sum())} with "
-                f"transcript+translation); check the mixed-source data against the "
-                f"objectives on: {', '.join(self.objectives)}")
-        stats = {"loss": loss.detach(), **self._loss_stats(losses), **stats}
-        if not self.training and self.mt_error_calculator is not None and "st" in out:
-            st = out["st"]
-            stats["bleu"] = self.mt_error_calculator(st["logits"].argmax(-1).cpu(),
-                                                     st["tokens"].cpu())
-        loss, stats, weight = force_gatherable((loss, stats, speech.shape[0]), loss.device)
-        if return_objectives:
-            return dict(loss=loss, stats=stats, weight=weight, objectives=losses)
-        return loss, stats, weight
-
-    def _loss_stats(self, losses) -> dict:
-        """Every listed objective's stats key: 0 when off, None when no row fed it."""
-        stats = {}
-        for name, cls in self._listed_classes.items():
-            if name not in self.objectives:
-                stats[cls.stat] = torch.zeros(())
-            else:
-                value = losses.get(name)
-                stats[cls.stat] = None if value is None else value.detach()
-            for key in cls.metrics:
-                stats.setdefault(key, None)
-        stats.setdefault("bleu", None)
-        return stats
 
     def collect_feats(
         self,
@@ -635,10 +438,6 @@ class MTLSTModel(AbsESPnetModel):
     ) -> Dict[str, torch.Tensor]:
         feats, feats_lengths = self._extract_feats(speech, speech_lengths)
         return {"feats": feats, "feats_lengths": feats_lengths}
-
-
-_NO_CONTEXT = ObjectiveContext(ignore_id=-1, vocab_size=2, src_vocab_size=2, lsm_weight=0.0,
-                               length_normalized=False)
 
 
 def _rename_encoder_proj(state_dict, prefix, *args):

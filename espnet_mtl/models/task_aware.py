@@ -168,7 +168,7 @@ class TaskAwareSTModel(MTLSTModel):
                            src_text_lengths) -> dict:
         """Task -> te (n, 2d) of each example of a batch that the task can use, computed
         from the example itself (the embedding plot)."""
-        b = self._batch(speech, speech_lengths, text, text_lengths, src_text,
+        b = self.make_batch(speech, speech_lengths, text, text_lengths, src_text,
                         src_text_lengths)
         out = {}
         for task in TASKS:
