@@ -5,8 +5,8 @@ when used, so reading a table (e.g. to list the choices in an error) is
 cheap. A new method adds its lines here and its own files; nothing else
 names it.
 
-`register_all` adds our models to ESPnet's `--model` ClassChoices and our
-encoders to its `encoder` ClassChoices. It is called when
+`register_all` adds our models to ESPnet's `--model` ClassChoices, our
+encoders to its `encoder` ClassChoices and our schedulers to `--scheduler`. It is called when
 `espnet_mtl.tasks.st` is imported and is idempotent, so every
 process (including DDP workers started with spawn, which re-import the task
 module) can call it.
@@ -20,6 +20,7 @@ import importlib
 MODELS: dict[str, str] = {
     "mtl_st": "espnet_mtl.models.mtl_st:MTLSTModel",
     "task_aware": "espnet_mtl.models.task_aware:TaskAwareSTModel",
+    "comsl": "espnet_mtl.models.comsl:ComSLModel",
 }
 
 #: `encoder`: acoustic encoders added to ESPnet's `encoder` choices (STTask's `encoder_choices`).
@@ -50,6 +51,9 @@ OBJECTIVES: dict[str, str] = {  # (the order in which the weighted sum adds them
     "rdrop": "espnet_mtl.objectives.rdrop:RDrop",
     "contrastive": "espnet_mtl.objectives.contrastive:Contrastive",
     "cpc": "espnet_mtl.objectives.cpc:CPC",
+    "guided_st": "espnet_mtl.objectives.comsl:GuidedST",
+    "teacher_mt": "espnet_mtl.objectives.comsl:TeacherMT",
+    "cml": "espnet_mtl.objectives.comsl:CrossModalityLearning",
 }
 
 #: `--strategy`: how the trainer turns per-objective losses into one update.
@@ -61,8 +65,13 @@ STRATEGIES: dict[str, str] = {
     "modo": "espnet_mtl.training.strategies.modo:MoDo",
 }
 
+#: `--scheduler`: learning-rate schedulers added to ESPnet's choices.
+SCHEDULERS: dict[str, str] = {
+    "warmuppolylr": "espnet_mtl.training.schedulers:WarmupPolynomialLR",
+}
+
 SLOTS = {"model": MODELS, "encoder": ENCODERS, "adapter": ADAPTERS, "block_hook": BLOCK_HOOKS,
-         "objective": OBJECTIVES, "strategy": STRATEGIES}
+         "objective": OBJECTIVES, "strategy": STRATEGIES, "scheduler": SCHEDULERS}
 
 
 class UnknownChoice(ValueError):
@@ -88,3 +97,7 @@ def register_all(model_choices) -> None:
     for name in ENCODERS:
         if name not in encoder_choices.classes:
             encoder_choices.classes[name] = get("encoder", name)
+    from espnet2.tasks.abs_task import scheduler_classes  # ESPnet's `--scheduler` table
+
+    for name in SCHEDULERS:
+        scheduler_classes.setdefault(name, get("scheduler", name))

@@ -53,7 +53,27 @@ def main(cmd=None):
                    for a in argv]
         return path_inference.main([task, *renamed])
     espnet_st_inference.STTask = MTLSTTask
-    espnet_st_inference.main(argv)
+    espnet_st_inference.main(_source_tokenizer_workaround(argv))
+
+
+def _source_tokenizer_workaround(argv):
+    """ESPnet's Speech2Text builds the source tokenizer (which only multi-decoder models
+    use) without its model file when the training config says `src_token_type:
+    hugging_face` (ComSL's mBART-50 tokenizer) and fails; `char` needs no file and is
+    never used by the other models."""
+    if any(a == "--src_token_type" or a.startswith("--src_token_type=") for a in argv):
+        return argv
+    config = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--st_train_config"),
+                  None)
+    if config is None:
+        return argv
+    import yaml
+
+    with open(config, encoding="utf-8") as f:
+        train_args = yaml.safe_load(f) or {}
+    if train_args.get("src_token_type") == "hugging_face":
+        return [*argv, "--src_token_type", "char"]
+    return argv
 
 
 if __name__ == "__main__":

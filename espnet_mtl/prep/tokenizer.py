@@ -79,3 +79,32 @@ def train_sentencepiece(texts: list[str], out_dir: str | os.PathLike, *, vocab_s
     log.info("%s: %d pieces (asked for %d), token list of %d", out_dir, len(pieces),
              vocab_size, len(pieces) + 3)
     return out_dir
+
+
+def write_pretrained_token_list(name_or_path: str, out_dir: str | os.PathLike) -> Path:
+    """Stage 5 for a model that brings its own tokenizer (`--tgt_token_type hugging_face`):
+    `<out_dir>/tokens.txt` is the Hugging Face tokenizer's vocabulary in id order, which
+    ESPnet's TokenIDConverter then maps exactly as the pretrained model does."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--hugging_face_model_name_or_path {name_or_path}: no Hugging Face "
+                         f"tokenizer there ({e})") from None
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    seen = {}
+    for i, token in enumerate(tokens):
+        if token in seen:
+            raise ValueError(f"{name_or_path}: the tokenizer maps ids {seen[token]} and {i} to "
+                             f"one token {token!r}; ESPnet's token list needs unique tokens")
+        seen[token] = i
+    if UNK not in seen:
+        raise ValueError(f"{name_or_path}: the tokenizer has no {UNK} token, which ESPnet's "
+                         f"token list needs")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out_dir / "tokens.txt") as f:
+        f.writelines(t + "\n" for t in tokens)
+    log.info("%s: token list of %d from the tokenizer of %s", out_dir, len(tokens), name_or_path)
+    return out_dir

@@ -59,6 +59,13 @@ class MTLSTTask(STTask):
             super().add_task_arguments(parser)
         finally:
             parser.conflict_handler = saved
+        # ESPnet's STTask offers hugging_face for the target only; a model that brings one
+        # tokenizer for both sides (ComSL's mBART-50) needs it for the source too, and
+        # ESPnet's preprocessor builds either side's tokenizer the same way.
+        for action in parser._actions:
+            if "--src_token_type" in action.option_strings and action.choices \
+                    and "hugging_face" not in action.choices:
+                action.choices = [*action.choices, "hugging_face"]
         mixed_source.add_arguments(parser)
         group = parser.add_argument_group("Optimizer parameter groups (espnet_mtl)")
         group.add_argument("--lr_groups", action=NestedDictAction, default={},

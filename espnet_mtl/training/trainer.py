@@ -182,6 +182,8 @@ class MTLTrainer(Trainer):
     def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter,
                         summary_writer, options, distributed_option) -> bool:
         core = unwrap(model)
+        if hasattr(core, "start_epoch"):  # per-epoch schedules of the model (ComSL's freezing)
+            core.start_epoch(reporter.get_epoch())
         strategy = getattr(core, "strategy", None)
         interval = getattr(options, "grad_probe_interval", 0)
         probe = (GradientConflictProbe(options.output_dir, interval)

@@ -79,8 +79,9 @@ segment_overrun=drop   # A segment ending further past its audio: drop (and list
 
 # Tokenization related
 token_joint=false      # One SentencePiece model and token list for source and target.
-src_token_type=bpe     # Tokenization type (bpe = SentencePiece).
-tgt_token_type=bpe     # Tokenization type (bpe = SentencePiece).
+src_token_type=bpe     # Tokenization type (bpe = SentencePiece; hugging_face = the pretrained
+tgt_token_type=bpe     # tokenizer of --hugging_face_model_name_or_path: no SentencePiece training).
+hugging_face_model_name_or_path= # Tokenizer of a model that brings its own (ComSL: the mBART-50 directory).
 src_nbpe=30            # The number of BPE vocabulary for source language.
 tgt_nbpe=30            # The number of BPE vocabulary for target language.
 src_bpemode=unigram    # Mode of BPE for source language (unigram or bpe).
@@ -134,7 +135,8 @@ bpe_train_aux=false    # Stage 5 also reads the auxiliary sets' text: source fro
 _option_rules="stage=int:1..13 stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1.. nj=int:1..
     inference_nj=int:1.. feats_type=raw|fbank audio_format=flac|wav fs=rate n_mels=int:1..
     min_wav_duration=float:0.. max_wav_duration=float:0.. segment_overrun_tolerance=float:0..
-    segment_overrun=drop|error aux_mixing=ratio|round_robin src_token_type=bpe tgt_token_type=bpe
+    segment_overrun=drop|error aux_mixing=ratio|round_robin src_token_type=bpe|hugging_face
+    tgt_token_type=bpe|hugging_face
     src_nbpe=int:1.. tgt_nbpe=int:1.. src_bpemode=unigram|bpe tgt_bpemode=unigram|bpe
     src_bpe_input_sentence_size=int:1.. tgt_bpe_input_sentence_size=int:1..
     src_bpe_char_cover=float:0..1 tgt_bpe_char_cover=float:0..1 src_case=tc|lc|lc.rm
@@ -186,6 +188,19 @@ if "${token_joint}"; then
 else
     src_bpedir=${token_listdir}/src_bpe_${src_bpemode}${src_nbpe}
     tgt_bpedir=${token_listdir}/tgt_bpe_${tgt_bpemode}${tgt_nbpe}
+fi
+src_bpemodel=${src_bpedir}/bpe.model
+tgt_bpemodel=${tgt_bpedir}/bpe.model
+if [ "${src_token_type}" = hugging_face ] || [ "${tgt_token_type}" = hugging_face ]; then
+    if [ "${src_token_type}" != "${tgt_token_type}" ] || [ -z "${hugging_face_model_name_or_path}" ]; then
+        log "Error: --src_token_type hugging_face and --tgt_token_type hugging_face go together (one pretrained vocabulary for both sides), with --hugging_face_model_name_or_path <tokenizer directory or hub name>"
+        exit 2
+    fi
+    token_joint=true
+    src_bpedir=${token_listdir}/hugging_face_$(basename "${hugging_face_model_name_or_path}")
+    tgt_bpedir=${src_bpedir}
+    src_bpemodel=${hugging_face_model_name_or_path}
+    tgt_bpemodel=${hugging_face_model_name_or_path}
 fi
 src_token_list=${src_bpedir}/tokens.txt
 tgt_token_list=${tgt_bpedir}/tokens.txt
@@ -372,7 +387,11 @@ if run_stage 5; then
         [ -n "${aux_mt_sets}" ] && _tgt_text+=("${data_feats}/aux_mt/${tgt_text_name}")
     fi
     stage_start 5 --in "${_ins[@]}" --fresh "${_token_dirs[@]}"
-    if "${token_joint}"; then
+    if [ "${tgt_token_type}" = hugging_face ]; then
+        log "Stage 5: the model brings its tokenizer: token list of ${hugging_face_model_name_or_path} -> ${src_bpedir}"
+        ${python} -m espnet_mtl.bin.train_tokenizer --hugging_face "${hugging_face_model_name_or_path}" \
+            --out_dir "${src_bpedir}"
+    elif "${token_joint}"; then
         log "Stage 5: Joint SentencePiece model (${src_bpemode}, ${src_nbpe}) on ${_src_text[*]} ${_tgt_text[*]} -> ${src_bpedir}"
         ${python} -m espnet_mtl.bin.train_tokenizer --text "${_src_text[@]}" "${_tgt_text[@]}" \
             --out_dir "${src_bpedir}" --vocab_size "${src_nbpe}" --model_type "${src_bpemode}" \
@@ -416,8 +435,8 @@ _data_opts() {  # data options for training / collect stats
          "--${split}_data_path_and_name_and_type ${dir}/${src_text_name},src_text,text"
 }
 _token_opts=(--use_preprocessor true --token_type "${tgt_token_type}" --token_list "${tgt_token_list}"
-    --bpemodel "${tgt_bpedir}/bpe.model" --src_token_type "${src_token_type}"
-    --src_token_list "${src_token_list}" --src_bpemodel "${src_bpedir}/bpe.model"
+    --bpemodel "${tgt_bpemodel}" --src_token_type "${src_token_type}"
+    --src_token_list "${src_token_list}" --src_bpemodel "${src_bpemodel}"
     --non_linguistic_symbols none --cleaner none --g2p none)
 _config_opts=()
 [ -n "${st_config}" ] && _config_opts=(--config "${st_config}")
