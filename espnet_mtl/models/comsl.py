@@ -259,7 +259,7 @@ class ComSLModel(PassModel):
         rows = rows_of(covers)
         states, lens = self.speech_states(take(b["speech"], rows), take(b["speech_lengths"], rows))
         embeds, elens = self._with_lang(states, lens, self.src_lang_id)
-        layer = self.erm_layer if "cml" in self.passes and self.training else None
+        layer = self.erm_layer if "cml" in self.passes else None  # ERM reads this layer
         enc, mid = self.mbart_encode(embeds, elens, layer)
         return PassOutput(covers, 1, dict(hidden=enc, lens=elens, adapter=states,
                                           adapter_lens=lens, mid=mid))
@@ -273,7 +273,7 @@ class ComSLModel(PassModel):
         enc, lens = self._speech_rows(out, covers, "hidden", "lens")
         ys, ys_lens, ys_in, ys_out = self._targets(b[field], b[f"{field}_lengths"],
                                                    rows_of(covers), sos)
-        logits = decode_logits(model or self.mbart, ys_in, ys_lens, enc, lens)
+        logits = decode_logits(model or self.mbart, ys_in, ys_lens + 1, enc, lens)
         return ys, ys_lens, ys_out, logits
 
     def _st_pass(self, b, out, covers):
@@ -293,7 +293,7 @@ class ComSLModel(PassModel):
         enc, _ = self.mbart_encode(model.model.encoder.embed_tokens(ids), lens, model=model)
         _, ys_lens, ys_in, ys_out = self._targets(b["text"], b["text_lengths"], rows,
                                                   self.tgt_lang_id)
-        return decode_logits(model, ys_in, ys_lens, enc, lens), ys_out
+        return decode_logits(model, ys_in, ys_lens + 1, enc, lens), ys_out
 
     def _mt_pass(self, b, out, covers):
         logits, ys_out = self._text_to_text(b, covers, self.mbart)
@@ -345,7 +345,7 @@ class ComSLModel(PassModel):
         for prefix, field, sos in (("st", "text", self.tgt_lang_id),
                                    ("asr", "src_text", self.src_lang_id)):
             _, ys_lens, ys_in, ys_out = self._targets(b[field], b[f"{field}_lengths"], rows, sos)
-            fields[f"{prefix}_logits"] = decode_logits(self.mbart, ys_in, ys_lens, enc, lens)
+            fields[f"{prefix}_logits"] = decode_logits(self.mbart, ys_in, ys_lens + 1, enc, lens)
             fields[f"{prefix}_target"] = ys_out
         text_len = int(text_lens.max())
         fields["mlm_logits"] = (self.mbart.lm_head(enc[:, :text_len])

@@ -27,7 +27,7 @@ def load_mbart(name_or_config: Union[str, object]):
         return MBartForConditionalGeneration(name_or_config)
     try:
         return MBartForConditionalGeneration.from_pretrained(str(name_or_config))
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: not a directory nor a hub name
         raise OSError(f"mbart: cannot load an mBART model from {name_or_config!r} (a directory "
                       f"written by save_pretrained, or a hub name where the hub is "
                       f"reachable): {e}") from None
@@ -38,14 +38,14 @@ def key_padding(lens: torch.Tensor, length: int) -> torch.Tensor:
     return (torch.arange(length, device=lens.device)[None] < lens[:, None]).long()
 
 
-def decode_logits(mbart, ys_in: torch.Tensor, ys_lens: torch.Tensor, enc: torch.Tensor,
+def decode_logits(mbart, ys_in: torch.Tensor, ys_in_lens: torch.Tensor, enc: torch.Tensor,
                   enc_lens: Optional[torch.Tensor]) -> torch.Tensor:
     """Teacher-forced logits for ESPnet-style inputs ys_in = [lang, y1..yn] (padding
-    any id); position t predicts ys_out[t] (= y_{t+1}, then </s>)."""
+    any id; `ys_in_lens` = n + 1); position t predicts ys_out[t] (= y_{t+1}, then </s>)."""
     start = ys_in.new_full((ys_in.size(0), 1), mbart.config.decoder_start_token_id)
     ids = torch.cat([start, ys_in.masked_fill(ys_in < 0, mbart.config.pad_token_id)], dim=1)
     hidden = mbart.model.decoder(
-        input_ids=ids, attention_mask=key_padding(ys_lens + 1, ids.size(1)),
+        input_ids=ids, attention_mask=key_padding(ys_in_lens + 1, ids.size(1)),
         encoder_hidden_states=enc,
         encoder_attention_mask=None if enc_lens is None else key_padding(enc_lens, enc.size(1)),
         use_cache=False).last_hidden_state

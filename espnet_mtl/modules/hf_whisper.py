@@ -40,7 +40,7 @@ def load_whisper_encoder(name_or_config: Union[str, object], overrides: Optional
         return WhisperEncoder(name_or_config)
     try:
         model = WhisperModel.from_pretrained(str(name_or_config), **(overrides or {}))
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: not a directory nor a hub name
         raise OSError(f"whisper: cannot load a Whisper model from {name_or_config!r} (a "
                       f"directory written by save_pretrained, or a hub name where the hub "
                       f"is reachable): {e}") from None
