@@ -35,32 +35,38 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--out", default=None)
+    p.add_argument("--device", default="cuda", help="cpu: a smoke run of this script")
     args = p.parse_args()
-    if not torch.cuda.is_available():
+    dev = args.device
+    if dev == "cuda" and not torch.cuda.is_available():
         sys.exit("device_comsl: no CUDA device")
-    result = {"device": torch.cuda.get_device_name(), "size": args.size, "batch": args.batch,
+    cuda = dev == "cuda"
+    result = {"device": torch.cuda.get_device_name() if cuda else dev, "size": args.size, "batch": args.batch,
               "variants": {}}
     for name, variant in VARIANTS.items():
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        model = build(args.size, **variant).cuda().train()
-        b = batch(args.size, args.batch, "cuda")
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        model = build(args.size, **variant).to(dev).train()
+        b = batch(args.size, args.batch, dev)
         opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-5,
                                 weight_decay=0.1)
         for i in range(args.warmup + args.steps):
             if i == args.warmup:
-                torch.cuda.synchronize()
+                if cuda:
+                    torch.cuda.synchronize()
                 start = time.perf_counter()
             opt.zero_grad()
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(dev, dtype=torch.bfloat16):
                 loss, _, _ = model(**b)
             loss.backward()
             opt.step()
-        torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         result["variants"][name] = {
             "utt_per_s": round(args.batch * args.steps / seconds, 2),
-            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else 1.0}
         print(name, result["variants"][name], file=sys.stderr)
         del model, opt, b
     base = result["variants"]["baseline"]
