@@ -159,7 +159,7 @@ def main():
         result["sizes"][size] = {"params": runs[size]["baseline"][0]["params"], **{
             v: {"step_s": round(statistics.median(r["step_s"] for r in rs), 3),
                 "step_ratio": round(statistics.median(r["step_s"] for r in rs) / base, 3),
-                "peak_added_mb": statistics.median(r["peak_added_mb"] for r in rs),
+                "peak_added_mb": round(statistics.median(r["peak_added_mb"] for r in rs), 1),
                 "memory_ratio": round(statistics.median(r["peak_added_mb"] for r in rs)
                                       / base_mem, 3)}
             for v, rs in runs[size].items()}}

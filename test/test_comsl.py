@@ -314,3 +314,60 @@ def test_warmup_polynomial_schedule():
     assert lrs[6] == pytest.approx([1e-7, 1e-7]) and lrs[9] == pytest.approx([1e-7, 1e-7])
     with pytest.raises(ValueError, match="warmup_steps < total_steps"):
         WarmupPolynomialLR(opt, warmup_steps=10, total_steps=5)
+
+
+# -- configs -----------------------------------------------------------------------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+TEMPLATES = ROOT / "conf_templates" / "st"
+
+
+@pytest.mark.parametrize("name", ["comsl.yaml", "comsl_must_c.yaml"])
+def test_paper_configs_build_with_local_models(name, pretrained, tmp_path, monkeypatch):
+    """The paper configs through ESPnet's parser and our task; the hub names replaced by
+    the tiny local models (and their language pair kept)."""
+    import yaml
+
+    from espnet_mtl.tasks.st import MTLSTTask
+
+    conf = yaml.safe_load((TEMPLATES / name).read_text())
+    assert conf["model_conf"]["objectives"] == {
+        "asr_att": 0.35, "guided_st": {"weight": 0.35, "alpha": 0.8},
+        "teacher_mt": {"weight": 0.2, "alpha": 0.2},
+        "cml": {"weight": 0.1, "alpha": 0.8, "erm_weight": 0.2}}
+    assert conf["model_conf"]["freeze_encoder_epochs"] == 5 and conf["max_epoch"] == 15
+    assert conf["optim_conf"] == {"lr": 2.0e-5, "weight_decay": 0.1}
+    assert conf["scheduler_conf"]["warmup_steps"] == 5000
+    whisper, mbart, tok = pretrained
+    conf["model_conf"].update(whisper=str(whisper), mbart=str(mbart))
+    (tmp_path / "conf.yaml").write_text(yaml.safe_dump(conf))
+    tokens = tok.convert_ids_to_tokens(list(range(len(tok))))
+    (tmp_path / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    monkeypatch.setattr("sys.argv", ["test"])
+    args = MTLSTTask.get_parser().parse_args(
+        ["--config", str(tmp_path / "conf.yaml"), "--token_list", str(tmp_path / "tokens.txt"),
+         "--src_token_type", "hugging_face", "--src_bpemodel", str(mbart)])
+    model = MTLSTTask.build_model(args)
+    assert isinstance(model, ComSLModel) and model.freeze_encoder_epochs == 5
+    assert model.encoder.gradient_checkpointing
+    optimizers = MTLSTTask.build_optimizers(args, model)
+    from espnet2.tasks.abs_task import scheduler_classes
+
+    scheduler = scheduler_classes[args.scheduler](optimizers[0], **args.scheduler_conf)
+    assert isinstance(scheduler, WarmupPolynomialLR)
+
+
+def test_must_c_config_is_the_template_with_its_language_pair():
+    import yaml
+
+    covost = yaml.safe_load((TEMPLATES / "comsl.yaml").read_text())
+    must_c = yaml.safe_load((TEMPLATES / "comsl_must_c.yaml").read_text())
+    for conf in (covost, must_c):
+        conf["model_conf"].pop("mbart")
+    assert (covost["model_conf"].pop("src_lang"), covost["model_conf"].pop("tgt_lang")) == \
+        ("fr_XX", "en_XX")
+    assert (must_c["model_conf"].pop("src_lang"), must_c["model_conf"].pop("tgt_lang")) == \
+        ("en_XX", "de_DE")
+    assert covost == must_c
+    for recipe, conf in (("covost2", "comsl.yaml"), ("must_c", "comsl_must_c.yaml")):
+        link = ROOT / "egs2" / recipe / "st1/conf/train_st_comsl.yaml"
+        assert link.resolve() == (TEMPLATES / conf).resolve()
