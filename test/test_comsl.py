@@ -246,7 +246,8 @@ def test_training_keeps_the_teacher_and_the_frozen_encoder(pretrained):
 
     model.start_epoch(1)  # frozen: no gradient, no update, no weight decay
     stats = step()
-    assert all(stats[k] is not None for k in ("loss_asr_att", "loss_st", "loss_mt", "loss_cml"))
+    assert all(stats[k] is not None
+               for k in ("loss_asr_att", "loss_st_guided", "loss_mt_teacher", "loss_cml"))
     assert all(p.grad is None for p in model.encoder.parameters())
     assert all(torch.equal(p, encoder_before[n]) for n, p in model.encoder.named_parameters())
     model.start_epoch(2)  # thawed

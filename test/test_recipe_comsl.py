@@ -54,7 +54,7 @@ def test_stage5_takes_the_models_tokenizer(recipe):
 def test_trains_with_the_encoder_frozen_first_and_decodes(recipe):
     exp = recipe / "exp/st_comsl"
     log = (exp / "train.log").read_text()
-    for key in ("loss_asr_att", "loss_st", "loss_mt", "loss_cml", "loss_erm"):
+    for key in ("loss_asr_att", "loss_st_guided", "loss_mt_teacher", "loss_cml", "loss_erm"):
         assert key in log
     first = torch.load(exp / "1epoch.pth", map_location="cpu")
     second = torch.load(exp / "2epoch.pth", map_location="cpu")

@@ -39,7 +39,7 @@ def _shared_rows(a, b):
 
 
 class GuidedST(Objective):
-    stat, metrics = "loss_st", ("acc",)
+    stat, metrics = "loss_st_guided", ("acc",)
     needs = ("st.logits", "st.target", "mt.logits")
 
     def __init__(self, ctx, alpha: float = 0.8):
@@ -74,7 +74,7 @@ class GuidedST(Objective):
 
 
 class TeacherMT(Objective):
-    stat = "loss_mt"
+    stat = "loss_mt_teacher"
     needs = ("mt.logits", "mt.target", "teacher.logits")
     train_only = True
 
