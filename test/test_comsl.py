@@ -229,6 +229,7 @@ def test_cml_concatenation_is_padding_invariant(pretrained):
 
 def test_training_keeps_the_teacher_and_the_frozen_encoder(pretrained):
     model = _model(pretrained, freeze_encoder_epochs=1).train()
+    assert model.__dict__["_teacher"] is None  # loaded when training first needs it
     names = [n for n, _ in model.named_parameters()]
     assert not any(n.startswith("teacher") for n in names)  # no optimizer, DDP, checkpoint
     assert not any(k.startswith("teacher") for k in model.state_dict())

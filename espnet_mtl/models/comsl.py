@@ -26,14 +26,15 @@ gradient, no update) for epochs 1..N [code: 5 of 15]; the trainer calls
 `unused_parameters: true` (the frozen encoder's parameters get no gradient). The teacher is a frozen copy of
 the mBART weights the model starts from (the authors' `reg_model`: the fine-tuned
 mBART), or of `teacher_path`; it is not a registered submodule: no optimizer,
-DDP or checkpoint sees it, and it is rebuilt from the pretrained weights.
+DDP or checkpoint sees it; training loads it from the pretrained weights when it
+first needs it (decoding never does).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import inspect
+import os
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -134,11 +135,14 @@ class ComSLModel(PassModel):
         self.encoder_frozen = self.freeze_encoder_epochs > 0
         self.set_encoder_frozen(self.encoder_frozen)
 
-        teacher = None
-        if "teacher" in self.passes:
-            teacher = load_mbart(teacher_path) if teacher_path else copy.deepcopy(self.mbart)
-            teacher.eval().requires_grad_(False)
-        object.__setattr__(self, "teacher", teacher)  # not a submodule (see module doc)
+        # The teacher is not a submodule (see the module doc). It is loaded when training
+        # first needs it, from the pretrained weights (decoding never loads it; a resumed
+        # run gets the starting weights, not the checkpoint's); a model built from a config
+        # object (random weights: benchmarks) copies its starting mBART now.
+        self._teacher_source = teacher_path or mbart
+        object.__setattr__(self, "_teacher", None)
+        if "teacher" in self.passes and not isinstance(self._teacher_source, (str, os.PathLike)):
+            self._set_teacher(copy.deepcopy(self.mbart))
         # validation BLEU over SentencePiece pieces: "▁" marks a word start
         self.mt_error_calculator = (MTErrorCalculator(self.token_list, "\u2581", "<blank>",
                                                       report_bleu) if report_bleu else None)
@@ -159,16 +163,21 @@ class ComSLModel(PassModel):
         """mBART's decoder as ESPnet's beam-search scorer (Speech2Text reads model.decoder)."""
         return self._scorer
 
+    def _set_teacher(self, teacher) -> None:
+        teacher.eval().requires_grad_(False)  # a teacher without dropout, never trained
+        object.__setattr__(self, "_teacher", teacher)
+
+    @property
+    def teacher(self):
+        """The frozen teacher mBART (None when no objective reads the teacher pass)."""
+        if self._teacher is None and "teacher" in self.passes:
+            self._set_teacher(load_mbart(self._teacher_source).to(self.mbart.device))
+        return self._teacher
+
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        if self.__dict__.get("teacher") is not None:  # .to(device) moves the teacher too
-            self.teacher._apply(fn, *args, **kwargs)
-        return self
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.__dict__.get("teacher") is not None:
-            self.teacher.eval()  # a teacher without dropout
+        if self.__dict__.get("_teacher") is not None:  # .to(device) moves the teacher too
+            self._teacher._apply(fn, *args, **kwargs)
         return self
 
     # -- schedule ----------------------------------------------------------------------
@@ -184,11 +193,6 @@ class ComSLModel(PassModel):
         self.set_encoder_frozen(epoch <= self.freeze_encoder_epochs)
 
     # -- construction ------------------------------------------------------------------
-    @classmethod
-    def model_conf_defaults(cls) -> dict:
-        return {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
-                if v.default is not inspect.Parameter.empty}
-
     @classmethod
     def build_from_task_args(cls, args: argparse.Namespace, task=None) -> "ComSLModel":
         token_list = _read_tokens(args.token_list, "token_list")

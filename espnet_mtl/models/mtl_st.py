@@ -275,12 +275,6 @@ class MTLSTModel(PassModel):
     # construction from the task's parsed arguments
     # ------------------------------------------------------------------------
     @classmethod
-    def model_conf_defaults(cls) -> dict:
-        """The model_conf keys (constructor arguments with a default) and their defaults."""
-        return {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
-                if v.default is not inspect.Parameter.empty}
-
-    @classmethod
     def build_from_task_args(cls, args: argparse.Namespace, task=None) -> "MTLSTModel":
         from espnet_mtl.models.build import build_mtl_st
 

@@ -19,6 +19,7 @@ compute (e.g. `guided_st`: st.logits and mt.logits) works on both.
 
 from __future__ import annotations
 
+import inspect
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -54,6 +55,12 @@ class PassModel(AbsESPnetModel):
     PASS_ORDER: tuple = ()
     #: the objectives when model_conf lists none (None: the seed-001 flat keys decide)
     DEFAULT_OBJECTIVES: Optional[dict] = None
+
+    @classmethod
+    def model_conf_defaults(cls) -> dict:
+        """The model_conf keys (constructor arguments with a default) and their defaults."""
+        return {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
+                if v.default is not inspect.Parameter.empty}
 
     # -- objectives -----------------------------------------------------------------
     def setup_objectives(self, objectives: Optional[dict], flat: dict,
