@@ -58,14 +58,23 @@ def test_scaffolded_recipe_runs_stages_1_to_13(tmp_path):
                         "--inference_config", str(DEMO_CONF / "decode_st.yaml"),
                         "--st_args", "--max_epoch 1"], cwd=recipe, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-4000:] + r.stdout[-2000:]
-    assert (recipe / "data/train_asr_only.en/text.tc.en").read_text().startswith("zz_asr")
+    # ids are prefixed by their speaker (the demo's talk), as Kaldi sorting needs
+    assert (recipe / "data/train_asr_only.en/text.tc.en").read_text() == \
+        "ted_00001-zz_asr only speech\n"
     assert (recipe / "data/train_mt_only.en-de/text.tc.de").read_text() == "zz_mt nur text\n"
-    overruns = (recipe / "dump/raw/org/train.en-de/overruns").read_text()
-    assert overruns.startswith("zz_overrun") and "dropped" in overruns
+    overruns = "".join(p.read_text() for p in recipe.glob("dump/raw/org/train.en-de/format.*/overruns"))
+    assert overruns.startswith("ted_00001-zz_overrun") and "dropped" in overruns
     dumped = (recipe / "dump/raw/train.en-de/text.tc.de").read_text()
     assert "zz_overrun" not in dumped and dumped.count("\n") == 160
     results = list(recipe.glob("exp/*/decode_*/test.en-de/score_bleu/result.json"))
     assert len(results) == 1
+    # --aux_rows: the ASR-only and MT-only rows become the auxiliary sets of multi-task training
+    r = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "4", "--aux_rows", "true",
+                        "--src_nbpe", "80", "--tgt_nbpe", "80"], cwd=recipe, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "zz_asr" in (recipe / "dump/raw/aux_asr/text.tc.en").read_text()
+    assert "zz_mt" in (recipe / "dump/raw/aux_mt/text.tc.de").read_text()
 
 
 def test_scaffold_refuses_bad_requests(tmp_path):
