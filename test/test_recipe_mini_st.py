@@ -99,6 +99,9 @@ def test_stages_4_to_13_with_a_killed_and_resumed_training(recipe):
     assert not (exp / ".done").exists()
     run(recipe, "--stage", "11", "--stop_stage", "13")
     assert "resumed" in (exp / "train.log").read_text()
+    assert "espnet_mtl.bin.st_train" in (exp / "train.1.log").read_text()  # the killed run's log
+    rerun = (exp / "run.sh").read_text()  # ESPnet's: rerun the experiment from stage 11
+    assert "st.sh" in rerun and rerun.rstrip().endswith('--stage 11 "$@"')
 
     # Every stage's outputs.
     for d in ("train.en-de", "dev.en-de", "tst-COMMON.en-de"):

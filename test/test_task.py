@@ -50,17 +50,21 @@ def test_dry_run_config_round_trip(tmp_path):
     assert model.src_token_list == ["<blank>", "<unk>", "a", "b", "c", "<sos/eos>"]
 
 
-def test_inference_entry_point_binds_our_task():
+def test_inference_entry_point_binds_our_task_only_while_it_runs(monkeypatch, tmp_path):
     import espnet2.bin.st_inference as st_inference
+    from espnet2.tasks.st import STTask
 
     from espnet_mtl.bin import st_inference as ours
 
-    original = st_inference.STTask
-    try:
-        try:
-            ours.main(["--help"])
-        except SystemExit:
-            pass
-        assert st_inference.STTask is MTLSTTask
-    finally:
-        st_inference.STTask = original
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("model: mtl_st\n")
+    seen = []
+    monkeypatch.setattr(st_inference, "inference", lambda **kw: seen.append(st_inference.STTask))
+    ours.main(["--output_dir", "x", "--data_path_and_name_and_type", "a,speech,sound",
+               "--st_train_config", "c.yaml"])
+    assert seen == [MTLSTTask]                 # bound while decoding
+    assert st_inference.STTask is STTask       # and ESPnet's again afterwards
+    # the module-level names of ESPnet's bin modules
+    assert ours.get_parser().parse_args(["--output_dir", "o", "--data_path_and_name_and_type",
+                                         "a,b,c", "--task", "mt"]).task == "mt"
+    assert issubclass(ours.Speech2Text, st_inference.Speech2Text)

@@ -9,6 +9,9 @@ import espnet2.bin.pack as espnet_pack
 import espnet_mtl.tasks.st  # noqa: F401,E402  (registers our classes)
 
 
+get_parser = espnet_pack.get_parser
+
+
 def main(cmd=None):
     espnet_pack.main(cmd)
 

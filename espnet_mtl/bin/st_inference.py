@@ -1,9 +1,11 @@
 """Decoding entry point: `python -m espnet_mtl.bin.st_inference`.
 
-Same options and outputs as ESPnet's `espnet2.bin.st_inference`. ESPnet's
-inference module looks its task up through its module-level name `STTask`;
-we bind that name to our subclass so `Speech2Text` builds the model chosen
-by `model:` in the training config (ESPnet's own code path otherwise).
+Same options and outputs as ESPnet's `espnet2.bin.st_inference`, and the same
+module-level names (`get_parser`, `main`, `Speech2Text`, `inference`), so ESPnet's
+scripts and tests run against this module. ESPnet's inference module looks its
+task up through its module-level name `STTask`; `main` binds that name to our
+task while it runs (and restores it), so `Speech2Text` builds the model chosen by
+`model:` in the training config (ESPnet's own code path otherwise).
 
 `--task asr|mt` decodes the model's ASR or MT path instead (a multi-task or
 task-aware model: one checkpoint, three tasks) through
@@ -17,7 +19,9 @@ import sys
 
 import espnet2.bin.st_inference as espnet_st_inference
 
-from espnet_mtl.tasks.st import MTLSTTask
+from espnet_mtl.inference.speech2text import Speech2Text, bound_task  # noqa: F401 (module API)
+
+inference = espnet_st_inference.inference
 
 TASKS = ("st", "asr", "mt")
 
@@ -52,8 +56,17 @@ def main(cmd=None):
                                                             "--st_model_file") else a
                    for a in argv]
         return path_inference.main([task, *renamed])
-    espnet_st_inference.STTask = MTLSTTask
-    espnet_st_inference.main(_source_tokenizer_workaround(argv))
+    with bound_task():
+        espnet_st_inference.main(_source_tokenizer_workaround(argv))
+
+
+def get_parser():
+    """ESPnet's st_inference parser, with our `--task st|asr|mt`."""
+    parser = espnet_st_inference.get_parser()
+    parser.add_argument("--task", choices=TASKS, default="st",
+                        help="decode the ST path (default), or a multi-task model's ASR or MT "
+                             "path (through espnet_mtl.bin.path_inference)")
+    return parser
 
 
 def _source_tokenizer_workaround(argv):

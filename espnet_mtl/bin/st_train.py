@@ -10,6 +10,9 @@ from espnet_mtl.runner.locks import LockBusy
 from espnet_mtl.tasks.st import MTLSTTask
 
 
+get_parser = MTLSTTask.get_parser  # ESPnet's bin modules expose their parser
+
+
 def main(cmd=None):
     try:
         MTLSTTask.main(cmd=cmd)

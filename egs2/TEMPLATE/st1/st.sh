@@ -154,6 +154,7 @@ done
 
 log "$0 $*"
 _cmdline="$0 $*"  # named in the locks this run takes
+_orig_args=("$@")  # for ${st_exp}/run.sh
 [ -f ./path.sh ] && . ./path.sh
 [ -f ./cmd.sh ] && . ./cmd.sh
 command -v flock > /dev/null || { log "Error: flock not found: install util-linux (it locks stage outputs)"; exit 1; }
@@ -507,6 +508,15 @@ if run_stage 11; then
             --ratio="${aux_ratio}") || exit 1
         mapfile -t _aux_opts <<< "${_aux_out}"
     fi
+    # As ESPnet: ${st_exp}/run.sh reruns this experiment from stage 11 with the same options,
+    # and a rerun keeps the earlier log as train.1.log (train.2.log, ...).
+    mkdir -p "${st_exp}"
+    { echo "#!/usr/bin/env bash"
+      echo "# Written by st.sh stage 11: rerun this experiment from stage 11 with its options."
+      printf 'cd %q && ' "$(pwd)"; printf '%q ' "$0" "${_orig_args[@]}"; echo '--stage 11 "$@"'
+    } > "${st_exp}/run.sh"
+    chmod +x "${st_exp}/run.sh"
+    ${python} -m espnet_mtl.bin.rotate_log "${st_exp}/train.log"
     # On CPU, training gets every core of the machine it runs on.
     _threads=1
     [ "${ngpu}" -eq 0 ] && _threads=$(nproc)
