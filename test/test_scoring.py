@@ -81,6 +81,23 @@ def test_result_json_and_results_md(tmp_path):
     md = write_results_md(exp).read_text()
     assert f"| decode_st_model_valid | tst-COMMON.en-de | {data['bleu']} |" in md
     assert data["bleu_signature"] in md
+    # ESPnet's environment header: versions and the code's commit
+    import espnet
+    import torch
+
+    assert f"- espnet version: `espnet {espnet.__version__}`" in md
+    assert f"- pytorch version: `pytorch {torch.__version__}`" in md
+    assert "- espnet_mtl git hash: `" in md and "- date: `" in md
+    # one table over every experiment of the recipe
+    from espnet_mtl.bin import collect_results
+
+    other = tmp_path / "exp" / "st_other" / "decode_b" / "test.en-de" / "score_bleu"
+    write_result(score_st(hyp, ref, "de"), other)
+    assert collect_results.main([str(tmp_path), "--out", str(tmp_path / "ALL.md")]) == 0
+    table = (tmp_path / "ALL.md").read_text()
+    assert f"| exp/st_demo | decode_st_model_valid | tst-COMMON.en-de | {data['bleu']} |" in table
+    assert f"| exp/st_other | decode_b | test.en-de | {data['bleu']} |" in table
+    assert collect_results.main([str(tmp_path / "nothing")]) == 1
 
 
 def test_asr_path_wer_and_cer_by_hand(tmp_path):

@@ -143,6 +143,33 @@ def write_result(result: dict, out_dir: str | os.PathLike) -> Path:
     return out
 
 
+def environment() -> list[str]:
+    """ESPnet's RESULTS.md header: date, versions and the code's git commit."""
+    import platform
+    import subprocess
+    import time
+
+    import espnet
+    import torch
+
+    root = Path(__file__).resolve().parents[2]
+    commit = date = "unknown (not a git checkout)"
+    try:
+        commit, date = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%H%n%cd"], capture_output=True,
+            text=True, check=True).stdout.split("\n")[:2]
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        pass
+    return ["## Environments", f"- date: `{time.strftime('%a %b %d %H:%M:%S %Z %Y')}`",
+            f"- python version: `{platform.python_version()}`",
+            f"- espnet version: `espnet {espnet.__version__}`",
+            f"- pytorch version: `pytorch {torch.__version__}`",
+            f"- espnet_mtl git hash: `{commit}`", f"  - Commit date: `{date}`", ""]
+
+
 def write_results_md(st_exp: str | os.PathLike) -> Path:
     """Collect every <st_exp>/<inference_tag>/<test_set>/score_bleu/result.json (and
     the analysis paths' ones); name the decoded sets that have no result."""
@@ -182,7 +209,7 @@ def write_results_md(st_exp: str | os.PathLike) -> Path:
     if unscored:
         unscored = ["", "Not scored (a hypothesis `text` but no result: stage 13 failed or "
                     "has not run): " + ", ".join(unscored)]
-    lines = [f"# RESULTS: {st_exp.name}", "",
+    lines = [f"# RESULTS: {st_exp.name}", "", *environment(),
              "Detokenized, case-sensitive sacreBLEU; `BLEU lc.rm` is lowercased and "
              "punctuation-free (ESPnet's second number).", "",
              "| inference | test set | BLEU | chrF | TER | BLEU lc.rm | sentences | tags removed |",
