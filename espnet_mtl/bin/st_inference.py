@@ -56,8 +56,9 @@ def main(cmd=None):
                                                             "--st_model_file") else a
                    for a in argv]
         return path_inference.main([task, *renamed])
-    with bound_task():
-        espnet_st_inference.main(_source_tokenizer_workaround(argv))
+    # ESPnet's inference() builds `Speech2Text` by its module-level name: ours, for now
+    with bound_task(), bound_task(espnet_st_inference, "Speech2Text", Speech2Text):
+        espnet_st_inference.main(argv)
 
 
 def get_parser():
@@ -67,26 +68,6 @@ def get_parser():
                         help="decode the ST path (default), or a multi-task model's ASR or MT "
                              "path (through espnet_mtl.bin.path_inference)")
     return parser
-
-
-def _source_tokenizer_workaround(argv):
-    """ESPnet's Speech2Text builds the source tokenizer (which only multi-decoder models
-    use) without its model file when the training config says `src_token_type:
-    hugging_face` (ComSL's mBART-50 tokenizer) and fails; `char` needs no file and is
-    never used by the other models."""
-    if any(a == "--src_token_type" or a.startswith("--src_token_type=") for a in argv):
-        return argv
-    config = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--st_train_config"),
-                  None)
-    if config is None:
-        return argv
-    import yaml
-
-    with open(config, encoding="utf-8") as f:
-        train_args = yaml.safe_load(f) or {}
-    if train_args.get("src_token_type") == "hugging_face":
-        return [*argv, "--src_token_type", "char"]
-    return argv
 
 
 if __name__ == "__main__":

@@ -33,9 +33,36 @@ def bound_task(module=espnet_st_inference, name: str = "STTask", task=MTLSTTask)
         setattr(module, name, saved)
 
 
+def _source_tokenizer_workaround(kwargs: dict) -> None:
+    """ESPnet's Speech2Text builds the source tokenizer (which only multi-decoder models
+    use) without its model file when the training config says `src_token_type:
+    hugging_face` (ComSL's mBART-50 tokenizer), and fails; `char` needs no file and
+    is never used by our models."""
+    config = kwargs.get("st_train_config")
+    if kwargs.get("src_token_type") is not None or config is None:
+        return
+    import yaml
+
+    with open(config, encoding="utf-8") as f:
+        train_args = yaml.safe_load(f) or {}
+    if train_args.get("src_token_type") == "hugging_face":
+        kwargs["src_token_type"] = "char"
+
+
 class Speech2Text(espnet_st_inference.Speech2Text):
     """ESPnet's ST Speech2Text, for every model choice of our task."""
 
     def __init__(self, *args, **kwargs):
+        _source_tokenizer_workaround(kwargs)
         with bound_task():
             super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def from_pretrained(model_tag=None, **kwargs):
+        """ESPnet's signature; `model_tag` is an experiment dir, a packed zip, a packed
+        folder or a Hub id (`espnet_mtl.inference.pretrained`), or None (the kwargs)."""
+        if model_tag is None:
+            return Speech2Text(**kwargs)
+        from espnet_mtl.inference.pretrained import load_pretrained
+
+        return load_pretrained(model_tag, "st", **kwargs)
