@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -191,3 +192,81 @@ def test_speed_perturbation_fbank_and_joint_tokens_through_decoding(recipe):
     assert config.count("bpe_unigram80/bpe.model") == 2  # one joint model on both sides
     results = list(exp.glob("*/tst-COMMON.en-de/score_bleu/result.json"))
     assert len(results) == 1 and json.loads(results[0].read_text())["num_sentences"] == 16
+
+
+def _first_test_utterances(recipe, n=3):
+    """(utt, waveform) of the first test utterances, as stage 12 read them."""
+    import soundfile
+
+    scp = (recipe / DUMP / "tst-COMMON.en-de" / "wav.scp").read_text().splitlines()[:n]
+    out = []
+    for line in scp:
+        utt, path = line.split(maxsplit=1)
+        out.append((utt, soundfile.read(recipe / path if not path.startswith("/") else path,
+                                        dtype="float32")[0]))
+    return out
+
+
+def test_pack_upload_and_load_the_model_anywhere(recipe, tmp_path, monkeypatch):
+    """Stages 14-15 (to a local folder), then the packed model loads in another directory
+    and decodes the test utterances exactly as stage 12 did."""
+    import shutil
+
+    from espnet_mtl.inference.pretrained import load_pretrained
+
+    # Reuses the mtl_st experiment of the previous test.
+    exp = recipe / "exp" / "st_mtl"
+    hub = tmp_path / "hub"
+    run(recipe, "--stage", "14", "--stop_stage", "15", "--st_tag", "mtl",
+        "--skip_upload_hf", "false", "--hf_repo", "me/mtl-demo", "--hf_local_dir", str(hub))
+    packed = exp / "st_mtl_valid.acc.ave.zip"
+    card = (hub / "README.md").read_text()
+    assert "model: mtl_st" in card and "Regularization Horizon" in card
+    assert "tst-COMMON.en-de" in card and "me/mtl-demo" in card
+    assert "espnet_mtl git hash" in (exp / "RESULTS.md").read_text()
+    r = run(recipe, "--stage", "15", "--stop_stage", "15", "--st_tag", "mtl",
+            "--skip_upload_hf", "false", check=False)
+    assert r.returncode == 2 and "stage 15 needs --hf_repo" in r.stderr
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(packed, elsewhere / "model.zip")
+    monkeypatch.chdir(elsewhere)  # nothing of the recipe is reachable by relative paths
+    stage12 = dict(line.split(maxsplit=1) if " " in line else (line, "")
+                   for line in (next(exp.glob("*/tst-COMMON.en-de")) / "text").read_text()
+                   .splitlines())
+    decode = dict(beam_size=5, ctc_weight=0.0, lm_weight=0.0, penalty=0.0, maxlenratio=0.0,
+                  minlenratio=0.0)
+    for where in (elsewhere / "model.zip", hub, exp):  # the zip, the repository, the exp dir
+        s2t = load_pretrained(where, **decode)
+        for utt, speech in _first_test_utterances(recipe):
+            assert (s2t(speech)[0][0] or "") == stage12[utt], (where, utt)
+    # the other paths of the multi-task model, from the same zip
+    asr = load_pretrained(elsewhere / "model.zip", task="asr")
+    assert isinstance(asr(_first_test_utterances(recipe, 1)[0][1])[0][0], str)
+    mt = load_pretrained(elsewhere / "model.zip", task="mt")
+    assert isinstance(mt("hello world")[0][0], str)
+
+
+def test_translate_cli_reads_any_rate_channels_and_format(recipe, tmp_path):
+    import numpy as np
+    import soundfile
+
+    from espnet_mtl.prep.audio_dump import _resample
+
+    exp = recipe / "exp" / "st_mtl"
+    (utt, speech), = _first_test_utterances(recipe, 1)
+    wav8k = tmp_path / "a.wav"
+    soundfile.write(wav8k, _resample(speech, 16000, 8000), 8000)
+    stereo = _resample(speech, 16000, 44100)
+    mp3 = tmp_path / "b.mp3"
+    soundfile.write(mp3, np.stack([stereo, stereo], axis=1), 44100, format="MP3")
+    bad = tmp_path / "c.wav"
+    bad.write_bytes(b"not audio at all")
+    r = subprocess.run([sys.executable, "-m", "espnet_mtl.bin.translate", "--model", str(exp),
+                        str(wav8k), str(mp3), str(bad), "--json"], capture_output=True, text=True)
+    assert r.returncode == 1  # the unreadable file
+    assert f"input {bad} ({bad}): cannot read audio" in r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["file"] for row in rows] == [str(wav8k), str(mp3)]
+    assert all(isinstance(row["text"], str) and row["task"] == "st" for row in rows)

@@ -8,9 +8,15 @@ root=$(dirname "$tools_dir")
 venv="$tools_dir/venv"
 python=${PYTHON:-python3}
 stamp="$venv/.espnet_mtl_setup_stamp"
+# Which torch build: the default PyPI one (CUDA 12.x libraries, also runs on CPU), or
+#   TORCH_INDEX=https://download.pytorch.org/whl/cpu tools/setup.sh      (CPU only, smaller)
+#   TORCH_INDEX=https://download.pytorch.org/whl/cu126 tools/setup.sh    (another CUDA)
+# or tools/setup.sh --torch_index URL.
+torch_index=${TORCH_INDEX:-}
+if [ "${1:-}" = --torch_index ]; then torch_index=${2:?--torch_index needs a URL}; fi
 
 # The stamp records what was installed; any change re-runs pip.
-want=$(cat "$tools_dir/requirements.txt" "$root/pyproject.toml" | sha1sum | cut -d' ' -f1)
+want=$( (cat "$tools_dir/requirements.txt" "$root/pyproject.toml"; echo "$torch_index") | sha1sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
     echo "tools/setup.sh: environment up to date ($venv)"
     exit 0
@@ -20,7 +26,8 @@ echo "tools/setup.sh: creating $venv (first run downloads torch, a few GB; ~2-3 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade "pip<25" wheel
 # torch first on its own: espnet's own requirements would otherwise pick another build.
-"$venv/bin/python" -m pip install --quiet torch==2.11.0 torchaudio==2.11.0
+"$venv/bin/python" -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 \
+    ${torch_index:+--index-url "$torch_index"}
 "$venv/bin/python" -m pip install --quiet -r "$tools_dir/requirements.txt"
 "$venv/bin/python" -m pip install --quiet --no-deps -e "$root"
 

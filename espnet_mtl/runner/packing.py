@@ -50,8 +50,11 @@ class PackingError(ValueError):
 
 
 def _paths_in(value, found: list[str]) -> None:
+    # Only values that look like paths (with a separator): a token list holds tokens such
+    # as "." that name existing paths by accident (packing "." packs the recipe, the
+    # archive being written included).
     if isinstance(value, str):
-        if value and os.path.exists(value):
+        if os.sep in value.rstrip(os.sep) and os.path.exists(value):
             found.append(value)
     elif isinstance(value, dict):
         for v in value.values():
@@ -62,10 +65,13 @@ def _paths_in(value, found: list[str]) -> None:
 
 
 def referenced_paths(config: dict) -> list[str]:
-    """Existing files and directories the config refers to (relative to the cwd)."""
+    """Existing files and directories the config refers to (relative to the cwd): the
+    FILE_KEYS given as paths (a token list given inline is part of the config) and
+    paths under any `*_conf`."""
     found: list[str] = []
     for key in FILE_KEYS:
-        _paths_in(config.get(key), found)
+        if isinstance(config.get(key), str):
+            _paths_in(config[key], found)
     for key, value in config.items():
         if key.endswith("_conf"):
             _paths_in(value, found)
@@ -87,9 +93,18 @@ def pack_experiment(st_exp: str | os.PathLike, model_file: str, outpath: str | o
     options = referenced_paths(config)
     options += [str(p) for p in (st_exp / "RESULTS.md", st_exp / "images") if p.exists()]
     outpath = Path(outpath)
+    out_abs = outpath.resolve()
+    for option in options:  # an archive must not contain itself
+        if out_abs.is_relative_to(Path(option).resolve()):
+            raise PackingError(f"{config_file} refers to {option}, which holds the output "
+                               f"{outpath}: write the package elsewhere (--outpath)")
     tmp = outpath.with_name(outpath.name + ".tmp.zip")
-    pack(files={"st_model_file": str(model)}, yaml_files={"st_train_config": str(config_file)},
-         option=options, outpath=str(tmp))
+    try:
+        pack(files={"st_model_file": str(model)},
+             yaml_files={"st_train_config": str(config_file)}, option=options, outpath=str(tmp))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(outpath)  # complete or absent
     logger.info("packed %s: %s + %s", outpath, model_file, ", ".join(options) or "no extra files")
     return outpath

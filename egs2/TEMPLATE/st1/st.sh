@@ -43,6 +43,11 @@ stop_stage=13          # Processes is stopped at the specified stage.
 skip_data_prep=false   # Skip data preparation stages (1-5).
 skip_train=false       # Skip training stages (6-11).
 skip_eval=false        # Skip decoding and evaluation stages (12-13).
+skip_packing=false     # Skip packing the model (stage 14).
+skip_upload_hf=true    # Skip uploading it to the Hugging Face Hub (stage 15).
+hf_repo=               # Hub repository of stage 15: <user or organisation>/<name>.
+hf_dry_run=false       # Stage 15 stages the repository folder and lists it, uploads nothing.
+hf_local_dir=          # Stage 15 copies the repository folder here instead of the Hub.
 ngpu=1                 # The number of gpus ("0" uses cpu, otherwise use gpu).
 num_nodes=1            # The number of nodes.
 nj=32                  # The number of parallel jobs.
@@ -132,7 +137,7 @@ bpe_train_aux=false    # Stage 5 also reads the auxiliary sets' text: source fro
 
 
 # Numeric and enumerated options, checked before any stage runs (forms: espnet_mtl/runner/options.py).
-_option_rules="stage=int:1..13 stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1.. nj=int:1..
+_option_rules="stage=int:1..15 stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1.. nj=int:1..
     inference_nj=int:1.. feats_type=raw|fbank audio_format=flac|wav fs=rate n_mels=int:1..
     min_wav_duration=float:0.. max_wav_duration=float:0.. segment_overrun_tolerance=float:0..
     segment_overrun=drop|error aux_mixing=ratio|round_robin src_token_type=bpe|hugging_face
@@ -142,7 +147,8 @@ _option_rules="stage=int:1..13 stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1..
     src_bpe_char_cover=float:0..1 tgt_bpe_char_cover=float:0..1 src_case=tc|lc|lc.rm
     tgt_case=tc|lc|lc.rm st_speech_fold_length=int:1.. st_text_fold_length=int:1..
     feats_normalize=global_mvn|utterance_mvn|none extra_decode_paths=list:mt|asr
-    bpe_train_aux=true|false"
+    bpe_train_aux=true|false skip_packing=true|false skip_upload_hf=true|false
+    hf_dry_run=true|false"
 
 # Options: every variable declared since _non_options, parsed by Python with
 # Kaldi's parse_options semantics (unknown option -> error listing valid ones).
@@ -617,6 +623,23 @@ if run_stage 13; then
     done
     stage_end
     cat "${st_exp}/RESULTS.md"
+fi
+
+packed_model=${st_exp}/${st_exp##*/}_${inference_st_model%.*}.zip
+if run_stage 14 && ! "${skip_packing}"; then
+    log "Stage 14: Pack model: ${packed_model}"
+    ${python} -m espnet_mtl.bin.pack_model pack --st_exp "${st_exp}" \
+        --model_file "${inference_st_model}" --outpath "${packed_model}"
+fi
+
+if run_stage 15 && ! "${skip_upload_hf}"; then
+    [ -z "${hf_repo}" ] && { log "Error: stage 15 needs --hf_repo <user>/<name>"; exit 2; }
+    log "Stage 15: Upload ${packed_model} to the Hugging Face Hub: ${hf_repo}"
+    _hf_opts=()
+    "${hf_dry_run}" && _hf_opts+=(--dry_run)
+    [ -n "${hf_local_dir}" ] && _hf_opts+=(--local_dir "${hf_local_dir}")
+    ${python} -m espnet_mtl.bin.pack_model upload --packed "${packed_model}" \
+        --hf_repo "${hf_repo}" "${_hf_opts[@]}"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"
