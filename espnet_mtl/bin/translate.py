@@ -9,6 +9,7 @@ or JSON Lines with `--json`.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -36,16 +37,18 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     args = p.parse_args(argv)
 
-    from espnet_mtl.inference.pretrained import PretrainedError, load_pretrained, resolve
-    from espnet_mtl.prep.audio_dump import AudioError, load_recording
+    # stdout is the results only: what libraries print while loading goes to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        from espnet_mtl.inference.pretrained import PretrainedError, load_pretrained, resolve
+        from espnet_mtl.prep.audio_dump import AudioError, load_recording
 
-    try:
-        files = resolve(args.model, args.model_file)
-        decoder = load_pretrained(args.model, args.task, args.model_file, beam_size=args.beam_size,
-                                  device=args.device)
-    except (PretrainedError, OSError) as e:
-        print(f"translate: error: {e}", file=sys.stderr)
-        return 1
+        try:
+            files = resolve(args.model, args.model_file)
+            decoder = load_pretrained(args.model, args.task, args.model_file,
+                                      beam_size=args.beam_size, device=args.device)
+        except (PretrainedError, OSError) as e:
+            print(f"translate: error: {e}", file=sys.stderr)
+            return 1
     fs = _model_rate(files["st_train_config"])
     status = 0
     for path in args.audio:
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
             print(f"translate: error: {e}", file=sys.stderr)
             status = 1
             continue
-        text = decoder(speech)[0][0] or ""
+        with contextlib.redirect_stdout(sys.stderr):
+            text = decoder(speech)[0][0] or ""
         if args.json:
             print(json.dumps({"file": path, "task": args.task, "text": text}, ensure_ascii=False))
         else:

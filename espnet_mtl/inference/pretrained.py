@@ -130,8 +130,10 @@ def load_pretrained(path_or_repo: str | os.PathLike, task: str = "st",
     if task == "mt":
         import espnet2.bin.mt_inference as mt_inference
 
+        kwargs.setdefault("ctc_weight", 0.0)  # the MT path has no target CTC
         with bound_task(mt_inference, "MTTask", MTPathTask):
-            return mt_inference.Text2Text(mt_train_config=config, mt_model_file=model, **kwargs)
+            return TextTranslator(mt_inference.Text2Text(mt_train_config=config,
+                                                         mt_model_file=model, **kwargs), config)
     import espnet2.bin.asr_inference as asr_inference
 
     from espnet_mtl.models.mtl_st import MTLSTModel
@@ -141,3 +143,25 @@ def load_pretrained(path_or_repo: str | os.PathLike, task: str = "st",
         kwargs.setdefault("ctc_weight", 1.0)  # no ASR attention decoder: CTC decoding
     with bound_task(asr_inference, "ASRTask", ASRPathTask):
         return asr_inference.Speech2Text(asr_train_config=config, asr_model_file=model, **kwargs)
+
+
+class TextTranslator:
+    """ESPnet's Text2Text on a model's MT path that also takes a transcript as text:
+    it is tokenised as in training (the source tokenizer and token list of the config)."""
+
+    def __init__(self, text2text, config_file: str):
+        from espnet2.text.build_tokenizer import build_tokenizer
+        from espnet2.text.token_id_converter import TokenIDConverter
+
+        conf = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+        self.text2text = text2text
+        self.tokenizer = build_tokenizer(token_type=conf["src_token_type"],
+                                         bpemodel=conf.get("src_bpemodel"))
+        self.converter = TokenIDConverter(token_list=conf["src_token_list"])
+
+    def __call__(self, src_text):
+        import numpy as np
+
+        if isinstance(src_text, str):
+            src_text = np.array(self.converter.tokens2ids(self.tokenizer.text2tokens(src_text)))
+        return self.text2text(src_text)
