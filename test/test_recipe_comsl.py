@@ -79,3 +79,31 @@ def test_hugging_face_tokens_need_both_sides_and_a_tokenizer(recipe):
     assert r.returncode == 2
     assert "--src_token_type hugging_face and --tgt_token_type hugging_face go together" in \
         r.stdout + r.stderr
+
+
+def test_packed_comsl_loads_anywhere_with_its_pretrained_parts(recipe, tmp_path, monkeypatch):
+    """Stage 14 packs the Whisper / mBART directories and the tokenizer the config names;
+    the zip decodes in another directory as stage 12 did."""
+    import shutil
+    import zipfile
+
+    import soundfile
+
+    from espnet_mtl.inference.pretrained import load_pretrained
+
+    run(recipe, "--stage", "14", "--stop_stage", "14", *COMSL)
+    exp = recipe / "exp/st_comsl"
+    packed = exp / "st_comsl_valid.acc.ave.zip"
+    names = zipfile.ZipFile(packed).namelist()
+    for part in ("pretrained/comsl/whisper/config.json", "pretrained/comsl/mbart/config.json",
+                 "pretrained/comsl/mbart/sentencepiece.bpe.model", "exp/st_comsl/config.yaml"):
+        assert part in names, part
+    shutil.copy(packed, tmp_path / "comsl.zip")
+    monkeypatch.chdir(tmp_path)
+    s2t = load_pretrained(tmp_path / "comsl.zip", beam_size=5, ctc_weight=0.0, lm_weight=0.0)
+    decode = exp / "decode_st_comsl_st_model_valid.acc.ave/tst-COMMON.en-de"
+    utt, path = (recipe / "dump/raw/tst-COMMON.en-de/wav.scp").read_text().split("\n")[0].split()
+    stage12 = dict((line.split(maxsplit=1) + [""])[:2]
+                   for line in (decode / "text").read_text().splitlines())
+    speech = soundfile.read(recipe / path, dtype="float32")[0]
+    assert (s2t(speech)[0][0] or "") == stage12[utt]

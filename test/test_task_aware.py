@@ -330,6 +330,18 @@ def test_one_checkpoint_decodes_st_asr_and_mt_through_the_cli(tmp_path):
         assert r.returncode == 0, (task, r.stderr[-3000:])
         lines = (out / "1best_recog" / "token").read_text().splitlines()
         assert [line.split(maxsplit=1)[0] for line in lines] == ["utt1", "utt2"], task
+    # the same from Python, the model loaded from its experiment dir (issue 19)
+    from espnet_mtl.inference.pretrained import load_pretrained
+
+    decode = dict(beam_size=2, maxlenratio=0.5)
+    first = {task: (tmp_path / f"out_{task}" / "1best_recog" / "token").read_text()
+             .splitlines()[0].split()[1:] for task in runs}
+    speech = soundfile.read(d / "utt1.wav", dtype="float32")[0]
+    assert load_pretrained(exp, model_file="model.pth", **decode)(speech)[0][1] == first["st"]
+    asr = load_pretrained(exp, task="asr", model_file="model.pth", ctc_weight=0.3, **decode)
+    assert asr(speech)[0][1] == first["asr"]
+    mt = load_pretrained(exp, task="mt", model_file="model.pth", **decode)
+    assert mt("x y z")[0][1] == first["mt"]  # utt1 of src_text, tokenised as in training
 
 
 def test_task_embedding_plot(tmp_path, monkeypatch):
