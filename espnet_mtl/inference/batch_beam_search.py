@@ -1,0 +1,191 @@
+"""Beam search over several utterances at once (`--batch_size N` in decoding).
+
+ESPnet's `BatchBeamSearch` batches the beam of one utterance; its `st_inference`
+refuses `batch_size > 1`. This search runs the beams of N utterances in one
+decoder call per step, with the encoder padding masked, and keeps ESPnet's
+semantics for each utterance: the decoder's log-probabilities plus `penalty` per
+token (ESPnet's length bonus), the `beam_size` best expansions of all its running
+hypotheses (ESPnet's "full" pre-beam), hypotheses ending in <eos> set aside, <eos>
+appended at `maxlen` (the encoder length for maxlenratio 0), ESPnet's end
+detection (`end_detect`) for maxlenratio 0, and the n-best sorted by score
+(divided by length with `normalize_length`).
+
+It needs ESPnet's incremental attention decoders (`forward_one_step` with a
+memory mask and a cache: transformer and its variants); other decoders (ComSL's
+mBART scorer) and CTC prefix scoring are refused with a clear error: decode them
+with batch size 1.
+
+The encoder runs on each utterance alone (`encode_each`): ESPnet's STFT frontend
+pads the end of a waveform by reflection when it is alone and sees zeros when it
+is padded in a batch, so a batched encoder changes the last frames. The search
+then only adds masked positions, so the hypotheses are those of ESPnet's search
+up to floating-point summation order (batched matrix products): near-ties could
+resolve differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+import torch
+
+from espnet.nets.e2e_asr_common import end_detect
+from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
+from espnet.nets.pytorch_backend.transformer.mask import subsequent_mask
+
+
+@torch.no_grad()
+def encode_each(model, waves) -> tuple:
+    """Each waveform through `model.encode` alone, the outputs padded into a batch."""
+    outs = []
+    device = next(model.parameters()).device
+    for w in waves:
+        w = torch.as_tensor(w, dtype=torch.float32, device=device)[None]
+        enc, _ = model.encode(w, torch.tensor([w.size(1)]))
+        outs.append(enc[0])
+    lens = torch.tensor([o.size(0) for o in outs], device=device)
+    return torch.nn.utils.rnn.pad_sequence(outs, batch_first=True), lens
+
+
+@dataclass
+class BatchHypothesis:
+    """One finished hypothesis (ESPnet's Hypothesis fields that decoding writes)."""
+
+    yseq: torch.Tensor
+    score: torch.Tensor  # a scalar, as ESPnet's (decoding writes str(score))
+
+
+class UtteranceBatchBeamSearch:
+    def __init__(self, decoder, sos: int, eos: int, beam_size: int, penalty: float = 0.0,
+                 nbest: int = 1, normalize_length: bool = False):
+        if not hasattr(decoder, "forward_one_step"):
+            raise ValueError(f"batched decoding needs an incremental attention decoder "
+                             f"(ESPnet's transformer decoders); {type(decoder).__name__} has "
+                             f"none: decode with --batch_size 1")
+        self.decoder, self.sos, self.eos = decoder, sos, eos
+        self.beam_size, self.penalty, self.nbest = beam_size, penalty, nbest
+        self.normalize_length = normalize_length
+
+    @torch.no_grad()
+    def __call__(self, enc: torch.Tensor, enc_lens: torch.Tensor, maxlenratio: float = 0.0,
+                 minlenratio: float = 0.0) -> List[List[BatchHypothesis]]:
+        n = enc.size(0)
+        lens = enc_lens.tolist()
+        if maxlenratio == 0:
+            maxlen = lens
+        elif maxlenratio < 0:
+            maxlen = [-int(maxlenratio)] * n
+        else:
+            maxlen = [max(1, int(maxlenratio * t)) for t in lens]
+        minlen = [int(minlenratio * t) for t in lens]
+        memory_mask = (~make_pad_mask(enc_lens, maxlen=enc.size(1)))[:, None, :].to(enc.device)
+        # running rows, grouped by utterance in order
+        row_utt = torch.arange(n, device=enc.device)
+        ys = torch.full((n, 1), self.sos, dtype=torch.long, device=enc.device)
+        scores = torch.zeros(n, device=enc.device)
+        cache = None
+        ended: List[list] = [[] for _ in range(n)]
+        for i in range(max(maxlen)):
+            tgt_mask = subsequent_mask(ys.size(1), device=enc.device).unsqueeze(0)
+            logp, cache = self.decoder.forward_one_step(
+                ys, tgt_mask, enc[row_utt], memory_mask[row_utt], cache=cache)
+            # ESPnet's order of additions (same rounding): decoder, length bonus, then the
+            # hypothesis score
+            weighted = (logp + self.penalty) + scores[:, None]
+            parents, tokens, new_scores = [], [], []
+            for u in torch.unique_consecutive(row_utt).tolist():
+                rows = (row_utt == u).nonzero(as_tuple=True)[0]
+                w = weighted[rows]
+                if i < minlen[u]:
+                    w[:, self.eos] = float("-inf")
+                top = w.reshape(-1).topk(min(self.beam_size, w.numel()))
+                parents.append(rows[top.indices // w.size(1)])
+                tokens.append(top.indices % w.size(1))
+                new_scores.append(top.values)
+            parents, tokens = torch.cat(parents), torch.cat(tokens)
+            scores = torch.cat(new_scores)
+            row_utt = row_utt[parents]
+            ys = torch.cat([ys[parents], tokens[:, None]], dim=1)
+            cache = [c[parents] for c in cache]
+            # set aside the hypotheses ending in <eos> (all of them at an utterance's maxlen)
+            keep = torch.ones(len(tokens), dtype=torch.bool, device=enc.device)
+            for r in range(len(tokens)):
+                u = int(row_utt[r])
+                last = i == maxlen[u] - 1
+                if last or int(tokens[r]) == self.eos:
+                    # as ESPnet, <eos> is appended to every hypothesis at maxlen
+                    yseq = torch.cat([ys[r], ys.new_tensor([self.eos])]) if last else ys[r]
+                    ended[u].append(BatchHypothesis(yseq.cpu(), scores[r].cpu()))
+                    keep[r] = False
+            # utterances done: at their maxlen, or ESPnet's end detection (maxlenratio 0)
+            for u in torch.unique_consecutive(row_utt).tolist():
+                if i >= maxlen[u] - 1 or (maxlenratio == 0.0 and end_detect(
+                        [{"yseq": h.yseq, "score": float(h.score)} for h in ended[u]], i)):
+                    keep &= row_utt != u
+            if not bool(keep.any()):
+                break
+            row_utt, ys, scores = row_utt[keep], ys[keep], scores[keep]
+            cache = [c[keep] for c in cache]
+        out = []
+        for hyps in ended:
+            key = (lambda h: h.score / len(h.yseq)) if self.normalize_length else \
+                (lambda h: h.score)
+            out.append(sorted(hyps, key=key, reverse=True)[: self.nbest])
+        return out
+
+
+def batched_inference(output_dir, batch_size, dtype, beam_size, ngpu, seed, nbest, num_workers,
+                      log_level, data_path_and_name_and_type, key_file, st_train_config,
+                      st_model_file, model_tag, allow_variable_data_keys, maxlenratio,
+                      minlenratio, penalty, normalize_length, ctc_weight, lm_train_config,
+                      ngram_file, token_type, bpemodel, **unsupported):
+    """ESPnet's st_inference `inference()` with `batch_size` utterances a search (the
+    same options and output files: `<output_dir>/<n>best_recog/{text,token,token_int,score}`)."""
+    import logging
+
+    from espnet2.fileio.datadir_writer import DatadirWriter
+    from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
+
+    from espnet_mtl.inference.speech2text import Speech2Text
+    from espnet_mtl.tasks.st import MTLSTTask
+
+    if ctc_weight > 0 or lm_train_config is not None or ngram_file is not None:
+        raise ValueError("batched decoding (--batch_size > 1) runs the attention decoder alone: "
+                         "CTC prefix scoring (--ctc_weight > 0) and LM / n-gram fusion need "
+                         "--batch_size 1")
+    if ngpu > 1:
+        raise ValueError("only single GPU decoding is supported")
+    logging.basicConfig(level=log_level,
+                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    device = "cuda" if ngpu >= 1 else "cpu"
+    set_all_random_seed(seed)
+    kwargs = dict(st_train_config=st_train_config, st_model_file=st_model_file, device=device,
+                  dtype=dtype, beam_size=beam_size, ctc_weight=0.0, lm_weight=0.0,
+                  penalty=penalty, nbest=nbest, maxlenratio=maxlenratio,
+                  minlenratio=minlenratio, normalize_length=normalize_length,
+                  token_type=token_type, bpemodel=bpemodel)
+    s2t = Speech2Text.from_pretrained(model_tag, **kwargs)
+    model = s2t.st_model
+    search = UtteranceBatchBeamSearch(model.decoder, model.sos, model.eos, beam_size, penalty,
+                                      nbest, normalize_length)
+    loader = MTLSTTask.build_streaming_iterator(
+        data_path_and_name_and_type, dtype=dtype, batch_size=batch_size, key_file=key_file,
+        num_workers=num_workers,
+        preprocess_fn=MTLSTTask.build_preprocess_fn(s2t.st_train_args, False),
+        collate_fn=MTLSTTask.build_collate_fn(s2t.st_train_args, False),
+        allow_variable_data_keys=allow_variable_data_keys, inference=True)
+    with DatadirWriter(output_dir) as writer:
+        for keys, batch in loader:
+            speech, lens = batch["speech"], batch["speech_lengths"]
+            enc, enc_lens = encode_each(model, [speech[i, : lens[i]] for i in range(len(keys))])
+            for key, hyps in zip(keys, search(enc, enc_lens, maxlenratio, minlenratio)):
+                for n, hyp in enumerate(hyps, 1):
+                    token_int = [t for t in hyp.yseq[1:-1].tolist() if t != 0]
+                    token = s2t.converter.ids2tokens(token_int)
+                    out = writer[f"{n}best_recog"]
+                    out["token"][key] = " ".join(token)
+                    out["token_int"][key] = " ".join(map(str, token_int))
+                    out["score"][key] = str(hyp.score)
+                    if s2t.tokenizer is not None:
+                        out["text"][key] = s2t.tokenizer.tokens2text(token)

@@ -1,0 +1,93 @@
+"""Utterance-batched beam search against ESPnet's one-utterance search."""
+
+import numpy as np
+import pytest
+import torch
+
+from espnet_mtl.inference.batch_beam_search import UtteranceBatchBeamSearch, encode_each
+from espnet_mtl.inference.speech2text import Speech2Text
+from espnet_mtl.tasks.st import MTLSTTask
+
+TOKENS = ["<blank>", "<unk>", *"abcdefghij", "<sos/eos>"]
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bbs")
+    (d / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
+    MTLSTTask.main(cmd=[
+        "--dry_run", "true", "--output_dir", str(d / "exp"), "--token_list", str(d / "tokens.txt"),
+        "--src_token_list", str(d / "tokens.txt"), "--token_type", "char",
+        "--src_token_type", "char",
+        "--frontend_conf", "n_fft=128", "--frontend_conf", "hop_length=64",
+        "--frontend_conf", "n_mels=8", "--normalize", "utterance_mvn",
+        "--encoder", "transformer", "--encoder_conf", "output_size=16",
+        "--encoder_conf", "attention_heads=2", "--encoder_conf", "linear_units=32",
+        "--encoder_conf", "num_blocks=1", "--decoder", "transformer",
+        "--decoder_conf", "attention_heads=2", "--decoder_conf", "linear_units=32",
+        "--decoder_conf", "num_blocks=2"])
+    model, _ = MTLSTTask.build_model_from_file(d / "exp/config.yaml", None, "cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():  # a sharper random decoder: hypotheses of varied lengths
+        for p in model.decoder.parameters():
+            p.mul_(4.0)
+    torch.save(model.state_dict(), d / "exp/model.pth")
+    return d / "exp/config.yaml", d / "exp/model.pth"
+
+
+@pytest.mark.parametrize("beam, penalty", [(1, 0.0), (4, 0.0), (4, 0.5)])
+def test_batched_equals_espnets_search_per_utterance(model_files, beam, penalty):
+    config, model_file = model_files
+    s2t = Speech2Text(st_train_config=config, st_model_file=model_file, beam_size=beam,
+                      penalty=penalty, ctc_weight=0.0, lm_weight=0.0, nbest=2 if beam > 1 else 1)
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) for n in (3000, 1200, 2400, 700, 1900)]
+    expect = [[(h.yseq.tolist(), float(h.score)) for *_, h in s2t(w)] for w in waves]
+    model = s2t.st_model
+    enc, enc_lens = encode_each(model, waves)
+    search = UtteranceBatchBeamSearch(model.decoder, model.sos, model.eos, beam, penalty,
+                                      nbest=2 if beam > 1 else 1)
+    got = [[(h.yseq.tolist(), h.score) for h in hyps] for hyps in search(enc, enc_lens)]
+    assert [[y for y, _ in hyps] for hyps in got] == [[y for y, _ in hyps] for hyps in expect]
+    for g, e in zip(got, expect):
+        assert [s for _, s in g] == pytest.approx([s for _, s in e], abs=1e-4)
+    assert len({len(hyps[0][0]) for hyps in got}) > 1  # the test has varied lengths
+
+
+def test_decoders_without_incremental_steps_are_refused():
+    with pytest.raises(ValueError, match="--batch_size 1"):
+        UtteranceBatchBeamSearch(object(), 1, 2, 4)
+
+
+def test_cli_batch_size_gives_the_files_of_batch_size_1(model_files, tmp_path):
+    import subprocess
+    import sys
+
+    import soundfile
+
+    config, model_file = model_files
+    rng = np.random.default_rng(1)
+    lines = []
+    for i, n in enumerate((2600, 900, 1800, 2200, 600)):
+        path = tmp_path / f"u{i}.wav"
+        soundfile.write(path, rng.standard_normal(n).astype(np.float32) * 0.5, 16000)
+        lines.append(f"u{i} {path}\n")
+    (tmp_path / "wav.scp").write_text("".join(lines))
+    outputs = {}
+    for bs in (1, 3):
+        out = tmp_path / f"out{bs}"
+        r = subprocess.run([sys.executable, "-m", "espnet_mtl.bin.st_inference", "--batch_size",
+                            str(bs), "--ngpu", "0", "--beam_size", "3", "--ctc_weight", "0",
+                            "--lm_weight", "0", "--data_path_and_name_and_type",
+                            f"{tmp_path}/wav.scp,speech,sound", "--st_train_config", str(config),
+                            "--st_model_file", str(model_file), "--output_dir", str(out)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
+        outputs[bs] = {f: (out / "1best_recog" / f).read_text()
+                       for f in ("token", "token_int", "text", "score")}
+    assert outputs[3] == outputs[1]
+    r = subprocess.run([sys.executable, "-m", "espnet_mtl.bin.st_inference", "--batch_size", "2",
+                        "--ctc_weight", "0.3", "--data_path_and_name_and_type",
+                        f"{tmp_path}/wav.scp,speech,sound", "--st_train_config", str(config),
+                        "--output_dir", str(tmp_path / "x")], capture_output=True, text=True)
+    assert r.returncode != 0 and "CTC prefix scoring (--ctc_weight > 0)" in r.stderr
