@@ -120,6 +120,7 @@ inference_args=        # Arguments for decoding, e.g., "--lm_weight 0.1".
 extra_decode_paths=    # mtl_st models: "mt", "asr" or "mt asr": also decode the MT path (transcript in)
                        # and the ASR path (stage 12), scored with BLEU and WER (stage 13).
 inference_st_model=valid.acc.ave.pth # ST model path for decoding.
+batch_size=1           # Utterances decoded together in stage 12 (ESPnet's option; > 1: our batched beam search, attention decoder only).
 remove_tags=false      # Remove (Applause)-style tags before scoring.
 
 # Language and corpus related
@@ -137,7 +138,7 @@ bpe_train_aux=false    # Stage 5 also reads the auxiliary sets' text: source fro
 
 
 # Numeric and enumerated options, checked before any stage runs (forms: espnet_mtl/runner/options.py).
-_option_rules="stage=int:1..15 stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1.. nj=int:1..
+_option_rules="stage=int:1..15 batch_size=int:1.. stop_stage=int:1.. ngpu=int:0.. num_nodes=int:1.. nj=int:1..
     inference_nj=int:1.. feats_type=raw|fbank audio_format=flac|wav fs=rate n_mels=int:1..
     min_wav_duration=float:0.. max_wav_duration=float:0.. segment_overrun_tolerance=float:0..
     segment_overrun=drop|error aux_mixing=ratio|round_robin src_token_type=bpe|hugging_face
@@ -561,7 +562,7 @@ if run_stage 12; then
         data_dir split "${_data}" "${_nj}" > /dev/null
         # shellcheck disable=SC2086
         ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_dir}/logs/st_inference.JOB.log" \
-            ${python} -m espnet_mtl.bin.st_inference --batch_size 1 --ngpu "${_ngpu}" \
+            ${python} -m espnet_mtl.bin.st_inference --batch_size "${batch_size}" --ngpu "${_ngpu}" \
                 --data_path_and_name_and_type "${_data}/${_scp},speech,${_type}" \
                 --key_file "${_data}/split${_nj}/JOB/${_scp}" \
                 --st_train_config "${st_exp}/config.yaml" \
