@@ -79,6 +79,7 @@ class UtteranceBatchBeamSearch:
         else:
             maxlen = [max(1, int(maxlenratio * t)) for t in lens]
         minlen = [int(minlenratio * t) for t in lens]
+        maxlen_t = torch.tensor(maxlen, device=enc.device)
         memory_mask = (~make_pad_mask(enc_lens, maxlen=enc.size(1)))[:, None, :].to(enc.device)
         # running rows, grouped by utterance in order
         row_utt = torch.arange(n, device=enc.device)
@@ -93,31 +94,40 @@ class UtteranceBatchBeamSearch:
             # ESPnet's order of additions (same rounding): decoder, length bonus, then the
             # hypothesis score
             weighted = (logp + self.penalty) + scores[:, None]
-            parents, tokens, new_scores = [], [], []
-            for u in torch.unique_consecutive(row_utt).tolist():
-                rows = (row_utt == u).nonzero(as_tuple=True)[0]
-                w = weighted[rows]
-                if i < minlen[u]:
-                    w[:, self.eos] = float("-inf")
-                top = w.reshape(-1).topk(min(self.beam_size, w.numel()))
-                parents.append(rows[top.indices // w.size(1)])
-                tokens.append(top.indices % w.size(1))
-                new_scores.append(top.values)
-            parents, tokens = torch.cat(parents), torch.cat(tokens)
-            scores = torch.cat(new_scores)
+            if i < max(minlen):
+                short = torch.tensor([i < m for m in minlen], device=enc.device)[row_utt]
+                weighted[short, self.eos] = float("-inf")
+            # the beam_size best expansions of each utterance's running hypotheses: its rows
+            # (contiguous) in a -inf padded (utterances, beam x vocab) table, one topk
+            utts, counts = torch.unique_consecutive(row_utt, return_counts=True)
+            first = torch.cumsum(counts, 0) - counts
+            slot = torch.arange(len(row_utt), device=enc.device) - torch.repeat_interleave(
+                first, counts)
+            group = torch.repeat_interleave(torch.arange(len(utts), device=enc.device), counts)
+            vocab = weighted.size(1)
+            table = weighted.new_full((len(utts), int(counts.max()), vocab), float("-inf"))
+            table[group, slot] = weighted
+            k = min(self.beam_size, int(counts.max()) * vocab)
+            top = table.view(len(utts), -1).topk(k, dim=1)
+            valid = top.values > float("-inf")  # fewer candidates than the beam (no case here)
+            parents = (first[:, None] + top.indices // vocab)[valid]
+            tokens = (top.indices % vocab)[valid]
+            scores = top.values[valid]
             row_utt = row_utt[parents]
             ys = torch.cat([ys[parents], tokens[:, None]], dim=1)
             cache = [c[parents] for c in cache]
             # set aside the hypotheses ending in <eos> (all of them at an utterance's maxlen)
-            keep = torch.ones(len(tokens), dtype=torch.bool, device=enc.device)
-            for r in range(len(tokens)):
-                u = int(row_utt[r])
-                last = i == maxlen[u] - 1
-                if last or int(tokens[r]) == self.eos:
+            at_maxlen = maxlen_t[row_utt] - 1 == i
+            ends = (tokens == self.eos) | at_maxlen
+            keep = ~ends
+            if bool(ends.any()):
+                ys_cpu, scores_cpu = ys.cpu(), scores.cpu()
+                for r in ends.nonzero(as_tuple=True)[0].tolist():
+                    u = int(row_utt[r])
                     # as ESPnet, <eos> is appended to every hypothesis at maxlen
-                    yseq = torch.cat([ys[r], ys.new_tensor([self.eos])]) if last else ys[r]
-                    ended[u].append(BatchHypothesis(yseq.cpu(), scores[r].cpu()))
-                    keep[r] = False
+                    yseq = torch.cat([ys_cpu[r], ys_cpu.new_tensor([self.eos])]) \
+                        if bool(at_maxlen[r]) else ys_cpu[r]
+                    ended[u].append(BatchHypothesis(yseq, scores_cpu[r]))
             # utterances done: at their maxlen, or ESPnet's end detection (maxlenratio 0)
             for u in torch.unique_consecutive(row_utt).tolist():
                 if i >= maxlen[u] - 1 or (maxlenratio == 0.0 and end_detect(
