@@ -141,8 +141,8 @@ license: cc-by-4.0
 
 # {name}
 
-A speech translation model ({src} -> {tgt}) trained with
-[espnet_mtl](https://github.com/) (`model: {model}`) on ESPnet {espnet}.
+A speech translation model ({src} -> {tgt}) trained with espnet_mtl
+(`model: {model}`) on ESPnet {espnet}.
 
 ```python
 from espnet_mtl.inference.pretrained import load_pretrained
