@@ -39,13 +39,13 @@ def main(argv=None) -> int:
 
     # stdout is the results only: what libraries print while loading goes to stderr
     with contextlib.redirect_stdout(sys.stderr):
-        from espnet_mtl.inference.pretrained import PretrainedError, load_pretrained, resolve
+        from espnet_mtl.inference.pretrained import PretrainedError, load_resolved, resolve
         from espnet_mtl.prep.audio_dump import AudioError, load_recording
 
         try:
             files = resolve(args.model, args.model_file)
-            decoder = load_pretrained(args.model, args.task, args.model_file,
-                                      beam_size=args.beam_size, device=args.device)
+            decoder = load_resolved(files, args.task, beam_size=args.beam_size,
+                                    device=args.device)
         except (PretrainedError, OSError) as e:
             print(f"translate: error: {e}", file=sys.stderr)
             return 1

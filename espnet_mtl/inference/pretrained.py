@@ -116,7 +116,11 @@ def load_pretrained(path_or_repo: str | os.PathLike, task: str = "st",
                     model_file: str | None = None, cache_dir: str | os.PathLike | None = None,
                     **kwargs):
     """A decoder object for `task` (st | asr | mt) of the model at `path_or_repo`."""
-    files = resolve(path_or_repo, model_file, cache_dir)
+    return load_resolved(resolve(path_or_repo, model_file, cache_dir), task, **kwargs)
+
+
+def load_resolved(files: dict, task: str = "st", **kwargs):
+    """`load_pretrained` for what `resolve` returned (resolve once, e.g. to read the config)."""
     config, model = files["st_train_config"], files["st_model_file"]
     if task == "st":
         from espnet_mtl.inference.speech2text import Speech2Text

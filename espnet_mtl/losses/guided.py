@@ -39,9 +39,11 @@ def guided_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
                          f"{tuple(guide_logits.shape)} differ (same targets expected)")
     valid = target != ignore_id
     logp = torch.log_softmax(torch.where(valid[..., None], logits.float(), 0.0), dim=-1)
+    nll = -logp.gather(-1, target.masked_fill(~valid, 0)[..., None]).squeeze(-1)
+    if alpha == 0.0:  # plain CE (the CML transcript and masked-token terms): no guide needed
+        return _reduce(nll, valid, reduction)
     guide = torch.softmax(torch.where(valid[..., None], guide_logits.detach().float(), 0.0),
                           dim=-1)
-    nll = -logp.gather(-1, target.masked_fill(~valid, 0)[..., None]).squeeze(-1)
     soft = -(guide * logp).sum(-1)
     return _reduce((1.0 - alpha) * nll + alpha * soft, valid, reduction)
 
