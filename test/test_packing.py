@@ -21,6 +21,22 @@ def test_referenced_paths_take_paths_not_tokens(tmp_path, monkeypatch):
                                         "pretrained/mbart"]
 
 
+def test_loading_resolves_paths_and_leaves_tokens_alone(tmp_path):
+    # A resolved token "." became the recipe directory: every hypothesis ending in "."
+    # was detokenised with the recipe's path appended.
+    from espnet_mtl.inference.pretrained import _resolved_config
+
+    (tmp_path / "data/tok").mkdir(parents=True)
+    (tmp_path / "data/tok/bpe.model").write_text("x")
+    (tmp_path / "a").write_text("x")
+    tokens = ["<blank>", ".", "a", "data", "<sos/eos>"]
+    config = {"token_list": tokens, "bpemodel": "data/tok/bpe.model",
+              "frontend_conf": {"n_fft": 512}, "model_conf": {"name": "a"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    resolved = yaml.safe_load(_resolved_config(tmp_path / "config.yaml", tmp_path).read_text())
+    assert resolved == {**config, "bpemodel": str(tmp_path / "data/tok/bpe.model")}
+
+
 def test_an_archive_never_contains_itself(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exp = tmp_path / "exp/st_x"

@@ -36,14 +36,11 @@ class PretrainedError(ValueError):
     """No model where the caller pointed."""
 
 
-def _absolute(value, base: Path):
-    if isinstance(value, str) and value and not os.path.isabs(value) and (base / value).exists():
-        return str(base / value)
-    if isinstance(value, dict):
-        return {k: _absolute(v, base) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_absolute(v, base) for v in value]
-    return value
+def _absolute(config: dict, base: Path) -> dict:
+    from espnet_mtl.runner.packing import map_config_paths
+
+    return map_config_paths(config, lambda v: str(base / v) if not os.path.isabs(v)
+                            and (base / v).exists() else v)
 
 
 def _resolved_config(config_file: Path, base: Path) -> Path:

@@ -49,32 +49,41 @@ class PackingError(ValueError):
     """The experiment cannot be packed or published as asked."""
 
 
-def _paths_in(value, found: list[str]) -> None:
-    # Only values that look like paths (with a separator): a token list holds tokens such
-    # as "." that name existing paths by accident (packing "." packs the recipe, the
-    # archive being written included).
+def _map_path_values(value, fn):
+    # Only strings with a separator count as paths: a token list holds tokens such as
+    # "." that name existing paths by accident (packing "." packs the recipe, the
+    # archive being written included; resolving it turns the token into a directory).
     if isinstance(value, str):
-        if os.sep in value.rstrip(os.sep) and os.path.exists(value):
-            found.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _paths_in(v, found)
-    elif isinstance(value, list):
-        for v in value:
-            _paths_in(v, found)
+        return fn(value) if os.sep in value.rstrip(os.sep) else value
+    if isinstance(value, dict):
+        return {k: _map_path_values(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_path_values(v, fn) for v in value]
+    return value
+
+
+def map_config_paths(config: dict, fn) -> dict:
+    """A copy of `config` with `fn` applied to the values that may be paths: the
+    FILE_KEYS given as a path (a token list given inline is tokens, not paths) and
+    path-like strings under any `*_conf`. Packing, staging for the Hub and loading a
+    model (`inference.pretrained`) all see the same paths through this."""
+    out = dict(config)
+    for key, value in config.items():
+        if (key in FILE_KEYS and isinstance(value, str)) or key.endswith("_conf"):
+            out[key] = _map_path_values(value, fn)
+    return out
 
 
 def referenced_paths(config: dict) -> list[str]:
-    """Existing files and directories the config refers to (relative to the cwd): the
-    FILE_KEYS given as paths (a token list given inline is part of the config) and
-    paths under any `*_conf`."""
+    """Existing files and directories the config refers to (relative to the cwd)."""
     found: list[str] = []
-    for key in FILE_KEYS:
-        if isinstance(config.get(key), str):
-            _paths_in(config[key], found)
-    for key, value in config.items():
-        if key.endswith("_conf"):
-            _paths_in(value, found)
+
+    def keep(value: str) -> str:
+        if os.path.exists(value):
+            found.append(value)
+        return value
+
+    map_config_paths(config, keep)
     return list(dict.fromkeys(found))
 
 
@@ -246,12 +255,7 @@ def upload_to_hf(packed: str | os.PathLike, repo: str, *, dry_run: bool = False,
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _relative_to(value, base: Path):
+def _relative_to(config: dict, base: Path) -> dict:
     prefix = str(base) + os.sep
-    if isinstance(value, str):
-        return value[len(prefix):] if value.startswith(prefix) else value
-    if isinstance(value, dict):
-        return {k: _relative_to(v, base) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_relative_to(v, base) for v in value]
-    return value
+    return map_config_paths(
+        config, lambda v: v[len(prefix):] if v.startswith(prefix) else v)
