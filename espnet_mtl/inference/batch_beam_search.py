@@ -15,12 +15,12 @@ memory mask and a cache: transformer and its variants); other decoders (ComSL's
 mBART scorer) and CTC prefix scoring are refused with a clear error: decode them
 with batch size 1.
 
-The encoder runs on each utterance alone (`encode_each`): ESPnet's STFT frontend
-pads the end of a waveform by reflection when it is alone and sees zeros when it
-is padded in a batch, so a batched encoder changes the last frames. The search
-then only adds masked positions, so the hypotheses are those of ESPnet's search
-up to floating-point summation order (batched matrix products): near-ties could
-resolve differently.
+The utterances are encoded as one padded batch where the encoder allows it
+(`batch_encode.encode_batch`: each gets what it gets alone), and the decoder's
+source-attention projections are computed once per utterance
+(`decoder_steps.memory_projected_once`). The search itself only adds masked
+positions, so the hypotheses are those of ESPnet's search up to floating-point
+summation order (batched matrix products): a near-tie could resolve differently.
 """
 
 from __future__ import annotations
@@ -34,18 +34,7 @@ from espnet.nets.e2e_asr_common import end_detect
 from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 from espnet.nets.pytorch_backend.transformer.mask import subsequent_mask
 
-
-@torch.no_grad()
-def encode_each(model, waves) -> tuple:
-    """Each waveform through `model.encode` alone, the outputs padded into a batch."""
-    outs = []
-    device = next(model.parameters()).device
-    for w in waves:
-        w = torch.as_tensor(w, dtype=torch.float32, device=device)[None]
-        enc, _ = model.encode(w, torch.tensor([w.size(1)]))
-        outs.append(enc[0])
-    lens = torch.tensor([o.size(0) for o in outs], device=device)
-    return torch.nn.utils.rnn.pad_sequence(outs, batch_first=True), lens
+from espnet_mtl.inference.decoder_steps import memory_projected_once
 
 
 @dataclass
@@ -79,8 +68,13 @@ class UtteranceBatchBeamSearch:
         else:
             maxlen = [max(1, int(maxlenratio * t)) for t in lens]
         minlen = [int(minlenratio * t) for t in lens]
-        maxlen_t = torch.tensor(maxlen, device=enc.device)
         memory_mask = (~make_pad_mask(enc_lens, maxlen=enc.size(1)))[:, None, :].to(enc.device)
+        with memory_projected_once(self.decoder, enc) as memory_rows:
+            return self._search(enc, memory_mask, memory_rows, maxlen, minlen, maxlenratio)
+
+    def _search(self, enc, memory_mask, memory_rows, maxlen, minlen, maxlenratio):
+        n = enc.size(0)
+        maxlen_t = torch.tensor(maxlen, device=enc.device)
         # running rows, grouped by utterance in order
         row_utt = torch.arange(n, device=enc.device)
         ys = torch.full((n, 1), self.sos, dtype=torch.long, device=enc.device)
@@ -89,8 +83,11 @@ class UtteranceBatchBeamSearch:
         ended: List[list] = [[] for _ in range(n)]
         for i in range(max(maxlen)):
             tgt_mask = subsequent_mask(ys.size(1), device=enc.device).unsqueeze(0)
+            if memory_rows is not None:
+                memory_rows.set(row_utt)
             logp, cache = self.decoder.forward_one_step(
-                ys, tgt_mask, enc[row_utt], memory_mask[row_utt], cache=cache)
+                ys, tgt_mask, enc if memory_rows is not None else enc[row_utt],
+                memory_mask[row_utt], cache=cache)
             # ESPnet's order of additions (same rounding): decoder, length bonus, then the
             # hypothesis score
             weighted = (logp + self.penalty) + scores[:, None]
@@ -157,6 +154,7 @@ def batched_inference(output_dir, batch_size, dtype, beam_size, ngpu, seed, nbes
     from espnet2.fileio.datadir_writer import DatadirWriter
     from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 
+    from espnet_mtl.inference.batch_encode import encode_batch
     from espnet_mtl.inference.speech2text import Speech2Text
     from espnet_mtl.tasks.st import MTLSTTask
 
@@ -188,7 +186,7 @@ def batched_inference(output_dir, batch_size, dtype, beam_size, ngpu, seed, nbes
     with DatadirWriter(output_dir) as writer:
         for keys, batch in loader:
             speech, lens = batch["speech"], batch["speech_lengths"]
-            enc, enc_lens = encode_each(model, [speech[i, : lens[i]] for i in range(len(keys))])
+            enc, enc_lens = encode_batch(model, [speech[i, : lens[i]] for i in range(len(keys))])
             for key, hyps in zip(keys, search(enc, enc_lens, maxlenratio, minlenratio)):
                 for n, hyp in enumerate(hyps, 1):
                     token_int = [t for t in hyp.yseq[1:-1].tolist() if t != 0]
