@@ -101,17 +101,19 @@ def test_memory_projections_computed_once_give_the_decoders_output(model_files):
         assert [layer.src_attn.linear_k for layer in model.decoder.decoders] == linears
 
 
-@pytest.mark.parametrize("beam, penalty", [(1, 0.0), (4, 0.0), (4, 0.5)])
-def test_batched_equals_espnets_search_per_utterance(model_files, beam, penalty):
+@pytest.mark.parametrize("beam, penalty, normalize", [(1, 0.0, False), (4, 0.0, False),
+                                                     (4, 0.5, False), (4, 0.0, True)])
+def test_batched_equals_espnets_search_per_utterance(model_files, beam, penalty, normalize):
     config, model_file = model_files
     s2t = Speech2Text(st_train_config=config, st_model_file=model_file, beam_size=beam,
-                      penalty=penalty, ctc_weight=0.0, lm_weight=0.0, nbest=2 if beam > 1 else 1)
+                      penalty=penalty, ctc_weight=0.0, lm_weight=0.0, nbest=2 if beam > 1 else 1,
+                      normalize_length=normalize)
     waves = _waves(0, (3000, 1200, 2400, 700, 1900))
     expect = [[(h.yseq.tolist(), float(h.score)) for *_, h in s2t(w)] for w in waves]
     model = s2t.st_model
     enc, enc_lens = encode_batch(model, waves)  # what stage 12 runs
     search = UtteranceBatchBeamSearch(model.decoder, model.sos, model.eos, beam, penalty,
-                                      nbest=2 if beam > 1 else 1)
+                                      nbest=2 if beam > 1 else 1, normalize_length=normalize)
     got = [[(h.yseq.tolist(), h.score) for h in hyps] for hyps in search(enc, enc_lens)]
     assert [[y for y, _ in hyps] for hyps in got] == [[y for y, _ in hyps] for hyps in expect]
     for g, e in zip(got, expect):

@@ -84,3 +84,40 @@ def test_asr_path_ctc_only_and_missing_paths(tmp_path, decoded):
                         "--mt_model_file", f"{e2}/model.pth"],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "has no MT path" in r.stderr
+
+
+def _decode_files(path, data, model_opts, out, *extra):
+    r = subprocess.run([sys.executable, "-m", "espnet_mtl.bin.path_inference", path,
+                        "--data_path_and_name_and_type", data, "--output_dir", str(out),
+                        "--ngpu", "0", "--beam_size", "3", "--ctc_weight", "0", *model_opts,
+                        *extra], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return {f: (out / "1best_recog" / f).read_text() for f in ("token", "token_int", "text")}
+
+
+def test_batched_path_decoding_gives_the_files_of_batch_size_1(tmp_path, decoded):
+    d, exp, _ = decoded
+    (tmp_path / "src_text").write_text("u1 x y z\nu2 w x\nu3 z\nu4 y y w x z\nu5 x w\n")
+    rng = np.random.default_rng(1)
+    wavs = []
+    for i, n in enumerate((3200, 1200, 2600, 900, 2000)):  # varied lengths: padding
+        soundfile.write(tmp_path / f"u{i}.wav", rng.standard_normal(n).astype(np.float32) * 0.1,
+                        16000)
+        wavs.append(f"u{i} {tmp_path / f'u{i}.wav'}")
+    (tmp_path / "wav.scp").write_text("\n".join(wavs) + "\n")
+    for path, data in (("mt", f"{tmp_path}/src_text,src_text,text"),
+                       ("asr", f"{tmp_path}/wav.scp,speech,sound")):
+        model = [f"--{path}_train_config", f"{exp}/config.yaml",
+                 f"--{path}_model_file", f"{exp}/model.pth"]
+        one = _decode_files(path, data, model, tmp_path / f"{path}1")
+        three = _decode_files(path, data, model, tmp_path / f"{path}3", "--batch_size", "3")
+        assert three == one, path
+        assert len(one["token"].splitlines()) == 5
+    # a CTC-only ASR path is decoded one utterance at a time whatever the batch size
+    (tmp_path / "ctc").mkdir()
+    e2 = _exp(tmp_path / "ctc", {**ALL_OFF, "asr_ctc_weight": 0.3})
+    ctc = _decode_files("asr", f"{tmp_path}/wav.scp,speech,sound",
+                        ["--asr_train_config", f"{e2}/config.yaml",
+                         "--asr_model_file", f"{e2}/model.pth"], tmp_path / "ctc3",
+                        "--batch_size", "3")
+    assert len(ctc["token"].splitlines()) == 5

@@ -7,7 +7,9 @@
 and takes `--mt_train_config/--mt_model_file`; `asr` reads speech and takes
 `--asr_train_config/--asr_model_file`; a model without an ASR attention
 decoder (asr_att_weight 0) is decoded with its CTC alone (`--ctc_weight 1.0`
-is then forced). Outputs are ESPnet's: `<output_dir>/1best_recog/text`.
+is then forced, one utterance at a time). `--batch_size N` (N > 1, which ESPnet
+refuses) decodes N utterances per search (`espnet_mtl.inference.batched_decoding`).
+Outputs are ESPnet's: `<output_dir>/1best_recog/text`.
 """
 
 import logging
@@ -16,6 +18,7 @@ import sys
 import yaml
 
 from espnet_mtl.inference.path_inference import ASRPathTask, MTPathTask
+from espnet_mtl.inference.speech2text import bound_task
 from espnet_mtl.models.mtl_st import MTLSTModel
 
 USAGE = __doc__
@@ -42,17 +45,32 @@ def main(argv=None):
     if path == "mt":
         import espnet2.bin.mt_inference as inference
 
-        inference.MTTask = MTPathTask
+        from espnet_mtl.inference.batched_decoding import batched_mt_path_inference as batched
+
+        task_name, task = "MTTask", MTPathTask
     else:
         import espnet2.bin.asr_inference as inference
 
-        inference.ASRTask = ASRPathTask
+        from espnet_mtl.inference.batched_decoding import batched_asr_path_inference as batched
+
+        task_name, task = "ASRTask", ASRPathTask
         if not _has_asr_decoder(rest):
             logging.basicConfig(level=logging.INFO)
             logging.info("no ASR attention decoder in this model: CTC-only decoding "
-                         "(--ctc_weight 1.0)")
-            rest += ["--ctc_weight", "1.0"]
-    inference.main(rest)
+                         "(--ctc_weight 1.0), one utterance at a time")
+            rest += ["--ctc_weight", "1.0", "--batch_size", "1"]
+    args = inference.get_parser().parse_args(rest)
+    if args.batch_size > 1:  # ESPnet refuses; ours batches utterances
+        kwargs = vars(args)
+        kwargs.pop("config", None)
+        try:
+            batched(**kwargs)
+        except ValueError as e:
+            sys.exit(f"path_inference {path}: error: {e}")
+        return
+    # ESPnet's program looks its task up by module-level name: ours while it runs
+    with bound_task(inference, task_name, task):
+        inference.main(rest)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ task up through its module-level name `STTask`; `main` binds that name to our
 task while it runs (and restores it), so `Speech2Text` builds the model chosen by
 `model:` in the training config (ESPnet's own code path otherwise).
 `--batch_size N` (N > 1, which ESPnet refuses) decodes N utterances per beam
-search (`espnet_mtl.inference.batch_beam_search`).
+search (`espnet_mtl.inference.batched_decoding`).
 
 `--task asr|mt` decodes the model's ASR or MT path instead (a multi-task or
 task-aware model: one checkpoint, three tasks) through
@@ -62,12 +62,12 @@ def main(cmd=None):
     with bound_task(), bound_task(espnet_st_inference, "Speech2Text", Speech2Text):
         args = espnet_st_inference.get_parser().parse_args(argv)
         if args.batch_size > 1:  # ESPnet refuses; ours batches utterances
-            from espnet_mtl.inference.batch_beam_search import batched_inference
+            from espnet_mtl.inference.batched_decoding import batched_st_inference
 
             kwargs = vars(args)
             kwargs.pop("config", None)
             try:
-                batched_inference(**kwargs)
+                batched_st_inference(**kwargs)
             except ValueError as e:
                 sys.exit(f"st_inference: error: {e}")
             return

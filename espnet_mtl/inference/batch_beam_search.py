@@ -8,7 +8,7 @@ token (ESPnet's length bonus), the `beam_size` best expansions of all its runnin
 hypotheses (ESPnet's "full" pre-beam), hypotheses ending in <eos> set aside, <eos>
 appended at `maxlen` (the encoder length for maxlenratio 0), ESPnet's end
 detection (`end_detect`) for maxlenratio 0, and the n-best sorted by score
-(divided by length with `normalize_length`).
+(divided by the number of tokens after <sos> with `normalize_length`, as ESPnet).
 
 It needs ESPnet's incremental attention decoders (`forward_one_step` with a
 memory mask and a cache: transformer and its variants); other decoders (ComSL's
@@ -136,64 +136,7 @@ class UtteranceBatchBeamSearch:
             cache = [c[keep] for c in cache]
         out = []
         for hyps in ended:
-            key = (lambda h: h.score / len(h.yseq)) if self.normalize_length else \
+            key = (lambda h: h.score / (len(h.yseq) - 1)) if self.normalize_length else \
                 (lambda h: h.score)
             out.append(sorted(hyps, key=key, reverse=True)[: self.nbest])
         return out
-
-
-def batched_inference(output_dir, batch_size, dtype, beam_size, ngpu, seed, nbest, num_workers,
-                      log_level, data_path_and_name_and_type, key_file, st_train_config,
-                      st_model_file, model_tag, allow_variable_data_keys, maxlenratio,
-                      minlenratio, penalty, normalize_length, ctc_weight, lm_train_config,
-                      ngram_file, token_type, bpemodel, **unsupported):
-    """ESPnet's st_inference `inference()` with `batch_size` utterances a search (the
-    same options and output files: `<output_dir>/<n>best_recog/{text,token,token_int,score}`)."""
-    import logging
-
-    from espnet2.fileio.datadir_writer import DatadirWriter
-    from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
-
-    from espnet_mtl.inference.batch_encode import encode_batch
-    from espnet_mtl.inference.speech2text import Speech2Text
-    from espnet_mtl.tasks.st import MTLSTTask
-
-    if ctc_weight > 0 or lm_train_config is not None or ngram_file is not None:
-        raise ValueError("batched decoding (--batch_size > 1) runs the attention decoder alone: "
-                         "CTC prefix scoring (--ctc_weight > 0) and LM / n-gram fusion need "
-                         "--batch_size 1")
-    if ngpu > 1:
-        raise ValueError("only single GPU decoding is supported")
-    logging.basicConfig(level=log_level,
-                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    device = "cuda" if ngpu >= 1 else "cpu"
-    set_all_random_seed(seed)
-    kwargs = dict(st_train_config=st_train_config, st_model_file=st_model_file, device=device,
-                  dtype=dtype, beam_size=beam_size, ctc_weight=0.0, lm_weight=0.0,
-                  penalty=penalty, nbest=nbest, maxlenratio=maxlenratio,
-                  minlenratio=minlenratio, normalize_length=normalize_length,
-                  token_type=token_type, bpemodel=bpemodel)
-    s2t = Speech2Text.from_pretrained(model_tag, **kwargs)
-    model = s2t.st_model
-    search = UtteranceBatchBeamSearch(model.decoder, model.sos, model.eos, beam_size, penalty,
-                                      nbest, normalize_length)
-    loader = MTLSTTask.build_streaming_iterator(
-        data_path_and_name_and_type, dtype=dtype, batch_size=batch_size, key_file=key_file,
-        num_workers=num_workers,
-        preprocess_fn=MTLSTTask.build_preprocess_fn(s2t.st_train_args, False),
-        collate_fn=MTLSTTask.build_collate_fn(s2t.st_train_args, False),
-        allow_variable_data_keys=allow_variable_data_keys, inference=True)
-    with DatadirWriter(output_dir) as writer:
-        for keys, batch in loader:
-            speech, lens = batch["speech"], batch["speech_lengths"]
-            enc, enc_lens = encode_batch(model, [speech[i, : lens[i]] for i in range(len(keys))])
-            for key, hyps in zip(keys, search(enc, enc_lens, maxlenratio, minlenratio)):
-                for n, hyp in enumerate(hyps, 1):
-                    token_int = [t for t in hyp.yseq[1:-1].tolist() if t != 0]
-                    token = s2t.converter.ids2tokens(token_int)
-                    out = writer[f"{n}best_recog"]
-                    out["token"][key] = " ".join(token)
-                    out["token_int"][key] = " ".join(map(str, token_int))
-                    out["score"][key] = str(hyp.score)
-                    if s2t.tokenizer is not None:
-                        out["text"][key] = s2t.tokenizer.tokens2text(token)

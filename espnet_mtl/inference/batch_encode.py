@@ -23,7 +23,7 @@ Models with another acoustic encoder are encoded one utterance at a time
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -45,11 +45,13 @@ def _padded(outs: list) -> tuple:
 
 
 @torch.no_grad()
-def encode_each(model, waves: Sequence) -> tuple:
-    """Each waveform through `model.encode` alone, the outputs padded into a batch."""
+def encode_each(model, waves: Sequence, encode: Callable | None = None) -> tuple:
+    """Each waveform through `encode` (default `model.encode`; e.g. a path's encoder
+    reading the model's modules) alone, the outputs padded into a batch."""
+    encode = encode or model.encode
     outs = []
     for w in _as_batch(model, waves):
-        enc, _ = model.encode(w[None], torch.tensor([w.size(0)], device=w.device))
+        enc, _ = encode(w[None], torch.tensor([w.size(0)], device=w.device))
         outs.append(enc[0])
     return _padded(outs)
 
@@ -129,12 +131,12 @@ def _padding_exact(model):
 
 
 @torch.no_grad()
-def encode_batch(model, waves: Sequence) -> tuple:
-    """`encode_each`'s result from one batched `model.encode` where the model's encoder
-    allows (`batch_encodable`), else `encode_each`."""
+def encode_batch(model, waves: Sequence, encode: Callable | None = None) -> tuple:
+    """`encode_each`'s result from one batched `encode` (default `model.encode`) where
+    the model's encoder allows (`batch_encodable`), else `encode_each`."""
     if not batch_encodable(model):
-        return encode_each(model, waves)
+        return encode_each(model, waves, encode)
     speech, lens = _padded(_as_batch(model, waves))
     with _padding_exact(model):
-        enc, enc_lens = model.encode(speech, lens)
+        enc, enc_lens = (encode or model.encode)(speech, lens)
     return enc, enc_lens

@@ -56,6 +56,11 @@ class Speech2Text(espnet_st_inference.Speech2Text):
         _source_tokenizer_workaround(kwargs)
         with bound_task():
             super().__init__(*args, **kwargs)
+        # ESPnet's ST Speech2Text hands `normalize_length` to the beam search of Hugging
+        # Face decoders only (its ASR and MT programs hand it to every search), so
+        # `--normalize_length true` did nothing for ST; the batched search honours it too.
+        if getattr(self, "beam_search", None) is not None:
+            self.beam_search.normalize_length = kwargs.get("normalize_length", False)
 
     @staticmethod
     def from_pretrained(model_tag=None, **kwargs):

@@ -120,7 +120,7 @@ inference_args=        # Arguments for decoding, e.g., "--lm_weight 0.1".
 extra_decode_paths=    # mtl_st models: "mt", "asr" or "mt asr": also decode the MT path (transcript in)
                        # and the ASR path (stage 12), scored with BLEU and WER (stage 13).
 inference_st_model=valid.acc.ave.pth # ST model path for decoding.
-batch_size=1           # Utterances decoded together in stage 12 (ESPnet's option; > 1: our batched beam search, attention decoder only).
+batch_size=1           # Utterances decoded together in stage 12 (ESPnet's option; > 1: our batched beam search, attention decoders only; a CTC-only ASR path is decoded one at a time).
 remove_tags=false      # Remove (Applause)-style tags before scoring.
 
 # Language and corpus related
@@ -581,7 +581,7 @@ if run_stage 12; then
             log "Stage 12: ${_path} path of ${dset} -> ${_pdir}"
             # shellcheck disable=SC2086
             ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_pdir}/logs/${_path}_inference.JOB.log" \
-                ${python} -m espnet_mtl.bin.path_inference "${_path}" --batch_size 1 \
+                ${python} -m espnet_mtl.bin.path_inference "${_path}" --batch_size "${batch_size}" \
                     --ngpu "${_ngpu}" --data_path_and_name_and_type "${_pdata}" \
                     --key_file "${_data}/split${_nj}/JOB/${_scp}" "${_model_opts[@]}" \
                     --output_dir "${_pdir}/output.JOB" "${_inf_opts[@]}" ${inference_args}
