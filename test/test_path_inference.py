@@ -121,3 +121,22 @@ def test_batched_path_decoding_gives_the_files_of_batch_size_1(tmp_path, decoded
                          "--asr_model_file", f"{e2}/model.pth"], tmp_path / "ctc3",
                         "--batch_size", "3")
     assert len(ctc["token"].splitlines()) == 5
+
+
+def test_mtl_st_batch_encodes_each_utterance_as_alone(decoded):
+    """The ST encoder of a multi-task model (acoustic encoder, adapter, textual
+    encoder) in one padded batch gives each utterance its lone encoding."""
+    from espnet_mtl.inference.batch_encode import batch_encodable, encode_batch, encode_each
+
+    _, exp, _ = decoded
+    model, _ = MTLSTTask.build_model_from_file(exp / "config.yaml", exp / "model.pth", "cpu")
+    model.eval()
+    assert batch_encodable(model)
+    rng = np.random.default_rng(4)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (3200, 1100, 2500)]
+    for encode in (model.encode, model.encode_acoustic):  # ST and the ASR path
+        alone, alone_lens = encode_each(model, waves, encode)
+        batch, batch_lens = encode_batch(model, waves, encode)
+        assert batch_lens.tolist() == alone_lens.tolist()
+        for i, n in enumerate(alone_lens.tolist()):
+            torch.testing.assert_close(batch[i, :n], alone[i, :n], atol=1e-4, rtol=1e-5)

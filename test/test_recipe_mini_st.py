@@ -151,6 +151,22 @@ def test_training_is_deterministic_killed_and_resumed_or_not(recipe):
     assert len(rerun) == 16 and kept == rerun[1:]
 
 
+def test_baseline_model_loads_anywhere(recipe, monkeypatch, tmp_path):
+    """ESPnet's own ST model (the baseline choice) through `load_pretrained`, from
+    another directory: stage 12's hypotheses."""
+    from espnet_mtl.inference.pretrained import load_pretrained
+
+    exp = recipe / "exp" / "st_small_again"
+    stage12 = dict(line.split(maxsplit=1) if " " in line else (line, "")
+                   for line in (next(exp.glob("*/tst-COMMON.en-de")) / "text").read_text()
+                   .splitlines())
+    monkeypatch.chdir(tmp_path)
+    s2t = load_pretrained(exp, beam_size=5, ctc_weight=0.0, lm_weight=0.0, penalty=0.0)
+    assert type(s2t.st_model).__name__ == "ESPnetSTModel"
+    for utt, speech in _first_test_utterances(recipe):
+        assert (s2t(speech)[0][0] or "") == stage12[utt], utt
+
+
 def test_mtl_st_with_mt_and_asr_path_decoding(recipe):
     # Reuses the stage 1-10 outputs of the previous test.
     run(recipe, "--stage", "11", "--stop_stage", "13", "--st_config", "conf/train_st_mtl.yaml",
@@ -173,6 +189,12 @@ def test_mtl_st_with_mt_and_asr_path_decoding(recipe):
     r = run(recipe, "--stage", "12", "--stop_stage", "12", "--st_tag", "mtl",
             "--extra_decode_paths", "mt lm", check=False)
     assert r.returncode != 0 and "'lm' is not one of mt, asr" in r.stderr
+    # batched decoding of the three paths writes what one utterance at a time wrote
+    run(recipe, "--stage", "12", "--stop_stage", "12", "--st_tag", "mtl", "--batch_size", "4",
+        "--inference_tag", "batched", "--extra_decode_paths", "mt asr")
+    batched = exp / "batched" / "tst-COMMON.en-de"
+    for path in ("", "mt_path", "asr_path"):
+        assert (batched / path / "text").read_text() == (test / path / "text").read_text(), path
 
 
 def test_speed_perturbation_fbank_and_joint_tokens_through_decoding(recipe):
