@@ -17,6 +17,8 @@ import sys
 
 import yaml
 
+from espnet_mtl.inference.batched_decoding import (batched_asr_path_inference,
+                                                   batched_mt_path_inference, run_parsed)
 from espnet_mtl.inference.path_inference import ASRPathTask, MTPathTask
 from espnet_mtl.inference.speech2text import bound_task
 from espnet_mtl.models.mtl_st import MTLSTModel
@@ -45,15 +47,11 @@ def main(argv=None):
     if path == "mt":
         import espnet2.bin.mt_inference as inference
 
-        from espnet_mtl.inference.batched_decoding import batched_mt_path_inference as batched
-
-        task_name, task = "MTTask", MTPathTask
+        task_name, task, batched = "MTTask", MTPathTask, batched_mt_path_inference
     else:
         import espnet2.bin.asr_inference as inference
 
-        from espnet_mtl.inference.batched_decoding import batched_asr_path_inference as batched
-
-        task_name, task = "ASRTask", ASRPathTask
+        task_name, task, batched = "ASRTask", ASRPathTask, batched_asr_path_inference
         if not _has_asr_decoder(rest):
             logging.basicConfig(level=logging.INFO)
             logging.info("no ASR attention decoder in this model: CTC-only decoding "
@@ -61,13 +59,7 @@ def main(argv=None):
             rest += ["--ctc_weight", "1.0", "--batch_size", "1"]
     args = inference.get_parser().parse_args(rest)
     if args.batch_size > 1:  # ESPnet refuses; ours batches utterances
-        kwargs = vars(args)
-        kwargs.pop("config", None)
-        try:
-            batched(**kwargs)
-        except ValueError as e:
-            sys.exit(f"path_inference {path}: error: {e}")
-        return
+        return run_parsed(batched, args, f"path_inference {path}")
     # ESPnet's program looks its task up by module-level name: ours while it runs
     with bound_task(inference, task_name, task):
         inference.main(rest)

@@ -62,15 +62,9 @@ def main(cmd=None):
     with bound_task(), bound_task(espnet_st_inference, "Speech2Text", Speech2Text):
         args = espnet_st_inference.get_parser().parse_args(argv)
         if args.batch_size > 1:  # ESPnet refuses; ours batches utterances
-            from espnet_mtl.inference.batched_decoding import batched_st_inference
+            from espnet_mtl.inference.batched_decoding import batched_st_inference, run_parsed
 
-            kwargs = vars(args)
-            kwargs.pop("config", None)
-            try:
-                batched_st_inference(**kwargs)
-            except ValueError as e:
-                sys.exit(f"st_inference: error: {e}")
-            return
+            return run_parsed(batched_st_inference, args, "st_inference")
         espnet_st_inference.main(argv)
 
 

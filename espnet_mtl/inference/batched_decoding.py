@@ -11,13 +11,26 @@ Text2Text) is built as ESPnet builds it, for its model, converter and tokenizer.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 from typing import Callable
 
 import torch
 
 from espnet_mtl.inference.batch_beam_search import UtteranceBatchBeamSearch
 from espnet_mtl.inference.batch_encode import encode_batch
+
+
+def run_parsed(decode: Callable, args: argparse.Namespace, program: str) -> None:
+    """`decode(**options)` with the options ESPnet's parser gave; what the batched
+    search cannot do exits with the program's error message."""
+    kwargs = vars(args)
+    kwargs.pop("config", None)
+    try:
+        decode(**kwargs)
+    except ValueError as e:
+        sys.exit(f"{program}: error: {e}")
 
 
 def _refuse_what_the_search_lacks(ctc_weight, ngpu, lm_train_config=None, ngram_file=None,
