@@ -15,13 +15,10 @@ Outputs are ESPnet's: `<output_dir>/1best_recog/text`.
 import logging
 import sys
 
-import yaml
-
 from espnet_mtl.inference.batched_decoding import (batched_asr_path_inference,
                                                    batched_mt_path_inference, run_parsed)
-from espnet_mtl.inference.path_inference import ASRPathTask, MTPathTask
+from espnet_mtl.inference.path_inference import ASRPathTask, MTPathTask, has_asr_decoder
 from espnet_mtl.inference.speech2text import bound_task
-from espnet_mtl.models.mtl_st import MTLSTModel
 
 USAGE = __doc__
 
@@ -31,12 +28,7 @@ def _has_asr_decoder(argv) -> bool:
     for a, b in zip(argv, argv[1:]):
         if a == "--asr_train_config":
             config = b
-    if config is None:
-        return True  # ESPnet reports the missing option itself
-    with open(config, encoding="utf-8") as f:
-        conf = yaml.safe_load(f) or {}
-    # the objectives that are on, whether given as a table or with the flat keys
-    return "asr_att" in MTLSTModel.objectives_on(conf.get("model_conf"))
+    return config is None or has_asr_decoder(config)  # no config: ESPnet reports it
 
 
 def main(argv=None):

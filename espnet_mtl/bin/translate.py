@@ -20,8 +20,10 @@ def _model_rate(config_file: str) -> int:
     with open(config_file, encoding="utf-8") as f:
         config = yaml.safe_load(f) or {}
     fs = (config.get("frontend_conf") or {}).get("fs", 16000)
-    if isinstance(fs, str):
-        fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
+    if isinstance(fs, str):  # "16k", read as ESPnet's frontends read it
+        import humanfriendly
+
+        fs = humanfriendly.parse_size(fs)
     return int(fs)
 
 

@@ -21,9 +21,19 @@ import argparse
 import copy
 
 import torch
+import yaml
 
 from espnet_mtl.models.mtl_st import MTLSTModel
 from espnet_mtl.tasks.st import MTLSTTask
+
+
+def has_asr_decoder(config_file) -> bool:
+    """Whether the model of this training config has an ASR attention decoder (else its
+    ASR path is decoded with CTC alone); the objectives that are on, whether given as a
+    table or with the flat keys."""
+    with open(config_file, encoding="utf-8") as f:
+        conf = yaml.safe_load(f) or {}
+    return "asr_att" in MTLSTModel.objectives_on(conf.get("model_conf"))
 
 
 def _load_mtl_st(config_file, model_file, device):

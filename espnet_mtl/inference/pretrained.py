@@ -125,7 +125,7 @@ def load_resolved(files: dict, task: str = "st", **kwargs):
         return Speech2Text(st_train_config=config, st_model_file=model, **kwargs)
     if task not in ("asr", "mt"):
         raise PretrainedError(f"task {task!r}: choose st, asr or mt")
-    from espnet_mtl.inference.path_inference import ASRPathTask, MTPathTask
+    from espnet_mtl.inference.path_inference import ASRPathTask, MTPathTask, has_asr_decoder
     from espnet_mtl.inference.speech2text import bound_task
 
     if task == "mt":
@@ -137,10 +137,7 @@ def load_resolved(files: dict, task: str = "st", **kwargs):
                                                          mt_model_file=model, **kwargs), config)
     import espnet2.bin.asr_inference as asr_inference
 
-    from espnet_mtl.models.mtl_st import MTLSTModel
-
-    conf = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
-    if "asr_att" not in MTLSTModel.objectives_on(conf.get("model_conf")):
+    if not has_asr_decoder(config):
         kwargs.setdefault("ctc_weight", 1.0)  # no ASR attention decoder: CTC decoding
     with bound_task(asr_inference, "ASRTask", ASRPathTask):
         return asr_inference.Speech2Text(asr_train_config=config, asr_model_file=model, **kwargs)

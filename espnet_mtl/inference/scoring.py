@@ -158,8 +158,9 @@ def environment() -> list[str]:
         commit, date = subprocess.run(
             ["git", "-C", str(root), "log", "-1", "--format=%H%n%cd"], capture_output=True,
             text=True, check=True).stdout.split("\n")[:2]
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True).stdout.strip()
         commit += " (with uncommitted changes)" if dirty else ""
     except (OSError, subprocess.CalledProcessError, ValueError):
         pass
